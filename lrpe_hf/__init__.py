@@ -1,0 +1,34 @@
+"""lrpe_hf: efficient-attention and image-smoothing architectures as Hugging Face Transformers models.
+
+Importing the package registers every architecture with the Transformers Auto classes (this module is
+the one place where that happens), so ``AutoConfig.for_model("lrpe", ...)``,
+``AutoModelForCausalLM.from_pretrained(folder)`` and friends resolve the package's classes.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# model_type -> sub-package of lrpe_hf.models. Each sub-package exposes
+#   CONFIG_CLASS, AUTO_MODEL_CLASSES ({"AutoModel": cls, "AutoModelForCausalLM": cls, ...}),
+#   and optionally IMAGE_PROCESSOR_CLASS.
+MODEL_TYPES: dict[str, str] = {}
+
+
+def _register_all() -> None:
+    import transformers
+
+    for model_type, module_name in MODEL_TYPES.items():
+        module = importlib.import_module(f"lrpe_hf.models.{module_name}")
+        config_class = module.CONFIG_CLASS
+        transformers.AutoConfig.register(model_type, config_class)
+        for auto_name, model_class in module.AUTO_MODEL_CLASSES.items():
+            getattr(transformers, auto_name).register(config_class, model_class)
+        processor = getattr(module, "IMAGE_PROCESSOR_CLASS", None)
+        if processor is not None:
+            transformers.AutoImageProcessor.register(config_class, image_processor_classes={"pil": processor})
+
+
+_register_all()

@@ -1,0 +1,38 @@
+"""The ``lrpe-hf`` command. Thin: each sub-command lives in ``lrpe_hf/commands/<name>.py`` and defines
+``register(subparsers)``, which adds its parser and sets ``func`` (``args -> exit status``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# sub-command name -> module under lrpe_hf.commands
+COMMANDS: dict[str, str] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrpe-hf", description="Train, evaluate and use the lrpe_hf models.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module_name in dict.fromkeys(COMMANDS.values()):
+        importlib.import_module(f"lrpe_hf.commands.{module_name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"lrpe-hf {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

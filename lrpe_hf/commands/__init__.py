@@ -1,0 +1,1 @@
+"""Sub-commands of ``lrpe-hf``; each module defines ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""Dataset builders and generators (corpora, motion videos, smoothing pairs, video decoding)."""

@@ -1,0 +1,1 @@
+"""Hub helpers: model-card rendering, self-contained remote-code bundles, push."""

@@ -1,0 +1,1 @@
+"""Transformers wrappers, one sub-package per ``model_type`` (config, modeling, processing)."""

@@ -1,0 +1,1 @@
+"""Architecture search: search spaces, super-network slicing, evolutionary search, constraints."""

@@ -1,0 +1,265 @@
+"""Linear attention: one function, three algorithms that compute the same thing.
+
+Per head, with (already feature-mapped and position-encoded) queries ``q``, keys ``k`` and values ``v``:
+
+    causal:         o_s = q_s . S_s,   S_s = lam * S_{s-1} + k_s v_s^T   (S_{-1} = initial_state)
+    bidirectional:  o_s = q_s . (S_0 + sum_t k_t v_t^T)                    (lam must be 1)
+
+``lam`` is an optional per-head decay in (0, 1] (PermuteFormer's r, LRPE-d's lambda). With
+``normalize="denominator"`` the output is divided by the same sum taken with v = 1 (the classic linear-attention
+row normaliser); internally v gets a column of ones, so the state then has shape ``(..., d_k, d_v + 1)`` and its
+last column is the running key sum z.
+
+Algorithms:
+  * ``"parallel"``: the masked quadratic product (O(n^2 d)); the reference.
+  * ``"chunked"``: intra-chunk masked products plus a state carried between chunks (O(n C d + n d^2)); the
+    training default.
+  * ``"recurrent"``: token by token (O(n d^2)); what cached generation does, one token at a time.
+
+Shapes: ``q (..., n, d_k)``, ``k (..., m, d_k)``, ``v (..., m, d_v)`` with any leading dims (usually
+``(batch, heads)``); causal attention needs ``n == m``. Returns ``o (..., n, d_v)`` and, with
+``return_state=True``, also the state after the last token.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+NORMALIZE_CHOICES = (None, "denominator")
+ALGORITHM_CHOICES = ("chunked", "parallel", "recurrent")
+EPS_MODE_CHOICES = ("clamp", "add")
+
+
+def _check_args(q, k, v, causal, normalize, algorithm, chunk_size, eps_mode, decay):
+    if normalize not in NORMALIZE_CHOICES:
+        raise ValueError(f"normalize={normalize!r} is not supported; choose one of {NORMALIZE_CHOICES}")
+    if algorithm not in ALGORITHM_CHOICES:
+        raise ValueError(f"algorithm={algorithm!r} is not supported; choose one of {ALGORITHM_CHOICES}")
+    if eps_mode not in EPS_MODE_CHOICES:
+        raise ValueError(f"eps_mode={eps_mode!r} is not supported; choose one of {EPS_MODE_CHOICES}")
+    if q.dim() < 2 or k.dim() != q.dim() or v.dim() != q.dim():
+        raise ValueError(
+            f"q, k, v must have the same rank >= 2, got shapes {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must share the last dim (d_k), got {q.shape[-1]} and {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same length, got {k.shape[-2]} and {v.shape[-2]}")
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(f"causal attention needs as many queries as keys, got {q.shape[-2]} and {k.shape[-2]}")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if decay is not None and not causal:
+        raise ValueError("decay is only defined for causal attention (set causal=True or decay=None)")
+
+
+def _log_decay(decay, lead_shape, device, dtype):
+    """log(lam) broadcast to the leading dims, shaped (..., 1, 1) for use against (..., n, d) tensors."""
+    if decay is None:
+        return None
+    lam = torch.as_tensor(decay, device=device).to(dtype)
+    if torch.any(lam <= 0) or torch.any(lam > 1):
+        raise ValueError("decay values must lie in (0, 1]")
+    return torch.log(lam).expand(lead_shape)[..., None, None]
+
+
+def linear_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool,
+    normalize: str | None = None,
+    eps: float = 1e-6,
+    eps_mode: str = "clamp",
+    algorithm: str = "chunked",
+    chunk_size: int = 64,
+    initial_state: torch.Tensor | None = None,
+    return_state: bool = False,
+    decay: torch.Tensor | float | None = None,
+    key_mask: torch.Tensor | None = None,
+    backend: str = "auto",
+):
+    """Linear attention ``o = q S`` (see module docstring).
+
+    Args:
+        q, k, v: ``(..., n, d_k)``, ``(..., m, d_k)``, ``(..., m, d_v)``.
+        causal: position s sees keys t <= s (inclusive) if True, all keys otherwise.
+        normalize: ``None`` returns the raw sum (LRPE normalises after attention with a norm layer);
+            ``"denominator"`` divides by ``q_s . z_s``.
+        eps, eps_mode: the denominator is ``max(q.z, eps)`` (``"clamp"``) or ``q.z + eps`` (``"add"``).
+        algorithm: ``"chunked"`` (default), ``"parallel"`` or ``"recurrent"``; all give the same result.
+        chunk_size: chunk length of the chunked algorithm (need not divide n).
+        initial_state: state before the first token, ``(..., d_k, d_v)`` (``d_v + 1`` with the denominator).
+        return_state: also return the state after the last token.
+        decay: per-head decay lam in (0, 1], broadcastable to ``q.shape[:-2]`` (causal only).
+        key_mask: ``(..., m)`` bool/0-1 mask, broadcastable to ``k.shape[:-1]``; masked keys and values
+            contribute nothing (padding never reaches the state).
+        backend: ``"auto"`` uses the flash-linear-attention kernel when it is installed, the tensors are on a
+            GPU and the call is one it covers (causal, chunked, no denominator); ``"torch"`` forces this code.
+
+    Returns:
+        ``o (..., n, d_v)`` in the dtype of ``v``, or ``(o, state)`` with ``return_state=True``.
+    """
+    _check_args(q, k, v, causal, normalize, algorithm, chunk_size, eps_mode, decay)
+    out_dtype = v.dtype
+    if key_mask is not None:
+        km = key_mask.to(k.dtype)[..., None]
+        k = k * km
+        v = v * km.to(v.dtype)
+    if backend not in ("auto", "torch", "fla"):
+        raise ValueError(f"backend={backend!r} is not supported; choose 'auto', 'torch' or 'fla'")
+    if backend != "torch" and causal and algorithm == "chunked" and normalize is None:
+        from .fla_backend import fla_chunked_linear_attention, fla_available
+
+        if backend == "fla" or fla_available(q):
+            return fla_chunked_linear_attention(q, k, v, decay, initial_state, return_state)
+    if backend == "fla":
+        raise ValueError("backend='fla' covers only causal, chunked, un-normalised attention")
+
+    # Low-precision inputs: accumulate in float32 (the state sums many products), cast back at the end.
+    compute_dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+    q, k, v = q.to(compute_dtype), k.to(compute_dtype), v.to(compute_dtype)
+    if normalize == "denominator":
+        v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    if initial_state is not None:
+        expected = (*lead, q.shape[-1], v.shape[-1])
+        if tuple(initial_state.shape) != expected:
+            raise ValueError(f"initial_state must have shape {expected}, got {tuple(initial_state.shape)}")
+        initial_state = initial_state.to(compute_dtype)
+    log_lam = _log_decay(decay, lead, q.device, compute_dtype)
+
+    if not causal:
+        state = torch.matmul(k.transpose(-1, -2), v)
+        if algorithm == "recurrent":  # same sum, accumulated one token at a time
+            state = torch.zeros_like(state)
+            for t in range(k.shape[-2]):
+                state = state + k[..., t, :, None] * v[..., t, None, :]
+        if initial_state is not None:
+            state = state + initial_state
+        out = torch.matmul(q, state)
+    elif algorithm == "parallel":
+        out, state = _causal_parallel(q, k, v, log_lam, initial_state, return_state)
+    elif algorithm == "recurrent":
+        out, state = _causal_recurrent(q, k, v, log_lam, initial_state)
+    else:
+        out, state = _causal_chunked(q, k, v, log_lam, initial_state, chunk_size, return_state)
+
+    if normalize == "denominator":
+        num, den = out[..., :-1], out[..., -1:]
+        den = den.clamp(min=eps) if eps_mode == "clamp" else den + eps
+        out = num / den
+    out = out.to(out_dtype)
+    if return_state:
+        return out, state
+    return out
+
+
+def _decay_matrix(log_lam, n, device, dtype):
+    """D[i, j] = lam^(i - j) for j <= i, else 0; shape (..., n, n) (or (n, n) without decay)."""
+    idx = torch.arange(n, device=device)
+    diff = (idx[:, None] - idx[None, :]).to(dtype)
+    causal_mask = diff >= 0
+    if log_lam is None:
+        return causal_mask.to(dtype)
+    return torch.where(causal_mask, torch.exp(log_lam * diff.clamp(min=0)), torch.zeros((), dtype=dtype, device=device))
+
+
+def _final_state(k, v, log_lam, initial_state):
+    """State after the last token: lam^n S0 + sum_t lam^(n-1-t) k_t v_t^T (computed directly, no division)."""
+    n = k.shape[-2]
+    if log_lam is None:
+        state = torch.matmul(k.transpose(-1, -2), v)
+        return state if initial_state is None else state + initial_state
+    pos = torch.arange(n, device=k.device, dtype=k.dtype)
+    w = torch.exp(log_lam * (n - 1 - pos)[:, None])  # (..., n, 1)
+    state = torch.matmul((k * w).transpose(-1, -2), v)
+    if initial_state is not None:
+        state = state + torch.exp(log_lam * n) * initial_state
+    return state
+
+
+def _causal_parallel(q, k, v, log_lam, initial_state, return_state):
+    n = q.shape[-2]
+    scores = torch.matmul(q, k.transpose(-1, -2)) * _decay_matrix(log_lam, n, q.device, q.dtype)
+    out = torch.matmul(scores, v)
+    if initial_state is not None:
+        qi = q
+        if log_lam is not None:
+            pos = torch.arange(n, device=q.device, dtype=q.dtype)
+            qi = q * torch.exp(log_lam * (pos + 1)[:, None])
+        out = out + torch.matmul(qi, initial_state)
+    state = _final_state(k, v, log_lam, initial_state) if return_state else None
+    return out, state
+
+
+def _causal_recurrent(q, k, v, log_lam, initial_state):
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    state = initial_state
+    if state is None:
+        state = q.new_zeros((*lead, q.shape[-1], v.shape[-1]))
+    lam = None if log_lam is None else torch.exp(log_lam)
+    outs = []
+    for t in range(q.shape[-2]):
+        if lam is not None:
+            state = lam * state
+        state = state + k[..., t, :, None] * v[..., t, None, :]
+        outs.append(torch.matmul(q[..., t, None, :], state))
+    out = torch.cat(outs, dim=-2) if outs else q.new_zeros((*lead, 0, v.shape[-1]))
+    return out, state
+
+
+def _causal_chunked(q, k, v, log_lam, initial_state, chunk_size, return_state):
+    n = q.shape[-2]
+    c = min(chunk_size, max(n, 1))
+    nc = math.ceil(n / c)
+    pad = nc * c - n
+    if pad:
+        # Zero keys and values add nothing to any state; zero queries give rows we drop.
+        q = torch.nn.functional.pad(q, (0, 0, 0, pad))
+        k = torch.nn.functional.pad(k, (0, 0, 0, pad))
+        v = torch.nn.functional.pad(v, (0, 0, 0, pad))
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    dk, dv = q.shape[-1], v.shape[-1]
+    qc = q.reshape(*q.shape[:-2], nc, c, dk)
+    kc = k.reshape(*k.shape[:-2], nc, c, dk)
+    vc = v.reshape(*v.shape[:-2], nc, c, dv)
+    log_lam_c = None if log_lam is None else log_lam[..., None, :, :]  # broadcast over the chunk dim
+
+    # Intra-chunk: masked (and decayed) products, all chunks at once.
+    mask = _decay_matrix(log_lam_c, c, q.device, q.dtype)
+    out = torch.matmul(torch.matmul(qc, kc.transpose(-1, -2)) * mask, vc)
+
+    # Per-chunk contributions to the state, U_c = sum_j lam^(C-1-j) k_j v_j^T.
+    pos = torch.arange(c, device=q.device, dtype=q.dtype)
+    if log_lam_c is None:
+        contrib = torch.matmul(kc.transpose(-1, -2), vc)
+    else:
+        contrib = torch.matmul((kc * torch.exp(log_lam_c * (c - 1 - pos)[:, None])).transpose(-1, -2), vc)
+    contrib = contrib.expand(*lead, nc, dk, dv)
+
+    # State entering each chunk (exclusive scan over chunks).
+    if log_lam_c is None:
+        states = torch.cumsum(contrib, dim=-3) - contrib
+        if initial_state is not None:
+            states = states + initial_state[..., None, :, :]
+    else:
+        chunk_decay = torch.exp(log_lam * c)  # (..., 1, 1)
+        running = initial_state if initial_state is not None else contrib.new_zeros((*lead, dk, dv))
+        entering = []
+        for i in range(nc):
+            entering.append(running)
+            running = chunk_decay * running + contrib[..., i, :, :]
+        states = torch.stack(entering, dim=-3)
+
+    # Inter-chunk: q_i lam^(i+1) S_entering.
+    q_inter = qc if log_lam_c is None else qc * torch.exp(log_lam_c * (pos + 1)[:, None])
+    out = out + torch.matmul(q_inter, states)
+    out = out.reshape(*lead, nc * c, dv)[..., :n, :]
+    state = None
+    if return_state:
+        state = _final_state(k[..., :n, :], v[..., :n, :], log_lam, initial_state)
+    return out, state
