@@ -2,9 +2,10 @@
 
 One module per attention layer holds the parameters of its encoding (frequencies theta, a Householder vector,
 a permutation, a per-head decay). Every random part is drawn from a ``torch.Generator`` seeded with ``seed`` so a
-configuration reproduces it, and is saved with the weights (Householder vector: a parameter, trainable or not;
-permutation: a persistent buffer). Derived tables (fixed theta, decays) are non-persistent buffers that a model's
-``_init_weights`` rebuilds with :meth:`PositionEncoding.derived_tensors` after meta-device loading.
+configuration reproduces it, and is saved with the weights (Householder vector: a parameter when learned, else a
+persistent buffer; permutation: a persistent buffer). Derived tables (fixed theta, decays) are non-persistent
+buffers that a model's ``_init_weights`` rebuilds from :meth:`PositionEncoding.initial_tensors` after meta-device
+loading.
 """
 
 from __future__ import annotations
@@ -98,7 +99,12 @@ class PositionEncoding(nn.Module):
         else:
             self.theta = None
         if self.p == "householder":
-            self.householder_v = nn.Parameter(self._draw_householder(), requires_grad=householder_learned)
+            # Learned: a parameter. Fixed: a *persistent buffer*, saved under the same name; a frozen parameter
+            # would come back trainable after from_pretrained (which re-enables requires_grad).
+            if householder_learned:
+                self.householder_v = nn.Parameter(self._draw_householder())
+            else:
+                self.register_buffer("householder_v", self._draw_householder(), persistent=True)
         else:
             self.householder_v = None
         if self.core == "permutation" or kind == "permuteformer":
