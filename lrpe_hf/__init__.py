@@ -14,7 +14,9 @@ __version__ = "0.1.0"
 # model_type -> sub-package of lrpe_hf.models. Each sub-package exposes
 #   CONFIG_CLASS, AUTO_MODEL_CLASSES ({"AutoModel": cls, "AutoModelForCausalLM": cls, ...}),
 #   and optionally IMAGE_PROCESSOR_CLASS.
-MODEL_TYPES: dict[str, str] = {}
+MODEL_TYPES: dict[str, str] = {
+    "fixation_vit": "fixation_vit",
+}
 
 
 def _register_all() -> None:
@@ -32,3 +34,10 @@ def _register_all() -> None:
 
 
 _register_all()
+
+from .models.fixation_vit import (  # noqa: E402
+    FixationViTConfig,
+    FixationViTForVideoClassification,
+    FixationViTImageProcessor,
+    FixationViTModel,
+)
