@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 #   and optionally IMAGE_PROCESSOR_CLASS.
 MODEL_TYPES: dict[str, str] = {
     "lrpe": "lrpe",
+    "fixation_vit": "fixation_vit",
 }
 
 
@@ -42,4 +43,10 @@ from .models.lrpe import (  # noqa: E402
     LrpeForMaskedLM,
     LrpeForSequenceClassification,
     LrpeModel,
+)
+from .models.fixation_vit import (  # noqa: E402
+    FixationViTConfig,
+    FixationViTForVideoClassification,
+    FixationViTImageProcessor,
+    FixationViTModel,
 )
