@@ -14,7 +14,9 @@ __version__ = "0.1.0"
 # model_type -> sub-package of lrpe_hf.models. Each sub-package exposes
 #   CONFIG_CLASS, AUTO_MODEL_CLASSES ({"AutoModel": cls, "AutoModelForCausalLM": cls, ...}),
 #   and optionally IMAGE_PROCESSOR_CLASS.
-MODEL_TYPES: dict[str, str] = {}
+MODEL_TYPES: dict[str, str] = {
+    "dgfn": "dgfn",
+}
 
 
 def _register_all() -> None:
@@ -32,3 +34,6 @@ def _register_all() -> None:
 
 
 _register_all()
+
+from .models.dgfn import DgfnConfig, DgfnForImageSmoothing, DgfnImageProcessor  # noqa: E402
+from .models.dgfn.pipeline_dgfn import SmoothingPipeline  # noqa: E402
