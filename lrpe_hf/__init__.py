@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 MODEL_TYPES: dict[str, str] = {
     "lrpe": "lrpe",
     "fixation_vit": "fixation_vit",
+    "dgfn": "dgfn",
 }
 
 
@@ -50,3 +51,5 @@ from .models.fixation_vit import (  # noqa: E402
     FixationViTImageProcessor,
     FixationViTModel,
 )
+from .models.dgfn import DgfnConfig, DgfnForImageSmoothing, DgfnImageProcessor  # noqa: E402
+from .models.dgfn.pipeline_dgfn import SmoothingPipeline  # noqa: E402
