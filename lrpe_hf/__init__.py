@@ -18,6 +18,8 @@ MODEL_TYPES: dict[str, str] = {
     "lrpe": "lrpe",
     "fixation_vit": "fixation_vit",
     "dgfn": "dgfn",
+    "lrpe_vit": "lrpe_vit",
+    "mixformer": "mixformer",
 }
 
 
@@ -53,3 +55,15 @@ from .models.fixation_vit import (  # noqa: E402
 )
 from .models.dgfn import DgfnConfig, DgfnForImageSmoothing, DgfnImageProcessor  # noqa: E402
 from .models.dgfn.pipeline_dgfn import SmoothingPipeline  # noqa: E402
+from .models.mixformer import (  # noqa: E402
+    MixFormerConfig,
+    MixFormerForConditionalGeneration,
+    MixFormerForImageClassification,
+    MixFormerModel,
+)
+from .models.lrpe_vit import (  # noqa: E402
+    LrpeVitConfig,
+    LrpeVitForImageClassification,
+    LrpeVitImageProcessor,
+    LrpeVitModel,
+)
