@@ -326,7 +326,7 @@ class LrpeEncoding(nn.Module):
         core: ``"rotation"``, ``"mixed_rotation"``, ``"permutation"`` or ``"unitary"`` (``lrpe_hf.ops.LRPE_CORES``).
         p: ``"identity"``, ``"householder"``, ``"dct"``, ``"oddeven"`` or ``"fft"``.
         theta_learned: learn the frequencies (rotation/unitary; type-a initialisation).
-        householder_learned: learn the Householder vector (else it is a fixed, saved, non-trainable parameter).
+        householder_learned: learn the Householder vector (else it is a fixed, saved buffer).
         mode_2d: ``"shared"`` (authors' image code: rows and columns share one angle, score depends on dr + dc) or
             ``"separable"`` (rows and columns on separate channels; rotation/unitary cores only).
         seed: seed of the generator that draws the Householder vector and the permutation (saved with the weights).
@@ -351,9 +351,14 @@ class LrpeEncoding(nn.Module):
         self.head_dim, self.core, self.p, self.mode_2d, self.seed = head_dim, core, p, mode_2d, seed
         self.output_dim = lrpe_output_dim(core, p, head_dim)
         self.theta = nn.Parameter(self.initial_theta()) if theta_learned else None
-        self.householder_v = None
-        if p == "householder":
-            self.householder_v = nn.Parameter(self.initial_householder(), requires_grad=householder_learned)
+        # A fixed Householder vector is a persistent buffer (saved, never trained): a frozen Parameter would come
+        # back trainable after from_pretrained.
+        if p == "householder" and householder_learned:
+            self.householder_v = nn.Parameter(self.initial_householder())
+        elif p == "householder":
+            self.register_buffer("householder_v", self.initial_householder(), persistent=True)
+        else:
+            self.householder_v = None
         if core == "permutation":
             self.register_buffer("permutation", self.initial_permutation(), persistent=True)
         else:
