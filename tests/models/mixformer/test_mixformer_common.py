@@ -80,3 +80,51 @@ class MixFormerImageCosformerSoftmaxCommonTest(MixFormerImageCommonTest):
         self.model_tester = MixFormerImageTester(self, layers=("cosformer", "softmax"))
         self.config_tester = configuration_common.ConfigTester(self, config_class=MixFormerConfig,
                                                                has_text_modality=False, hidden_size=32)
+
+
+class MixFormerSeq2SeqTester:
+    def __init__(self, parent, batch_size=2, seq_length=7, decoder_seq_length=5):
+        self.parent = parent
+        self.batch_size, self.seq_length = batch_size, seq_length
+        self.encoder_seq_length, self.decoder_seq_length = seq_length, decoder_seq_length
+        self.vocab_size = 99
+        self.hidden_size, self.num_hidden_layers, self.num_attention_heads = 32, 2, 4
+        self.is_training = True
+
+    def get_config(self):
+        return MixFormerConfig(
+            is_encoder_decoder=True, vocab_size=99, hidden_size=32, num_hidden_layers=2, head_dim=8,
+            layer_attention=["cosformer", "softmax"], layer_ffn_dim=[64, 48], layer_num_heads=[4, 2],
+            decoder_layers=2, decoder_layer_attention=["lrpe", "softmax_relative"], decoder_layer_ffn_dim=[32, 64],
+            decoder_layer_num_heads=[2, 4], pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            decoder_start_token_id=1, max_position_embeddings=32,
+        )
+
+    def prepare_config_and_inputs_for_common(self):
+        input_ids = ids_tensor([self.batch_size, self.seq_length], self.vocab_size).clamp(min=3)
+        decoder_input_ids = ids_tensor([self.batch_size, self.decoder_seq_length], self.vocab_size).clamp(min=3)
+        attention_mask = torch.ones_like(input_ids)
+        attention_mask[0, -2:] = 0
+        return self.get_config(), {"input_ids": input_ids, "attention_mask": attention_mask,
+                                   "decoder_input_ids": decoder_input_ids}
+
+
+class MixFormerSeq2SeqCommonTest(modeling_common.ModelTesterMixin, GenerationTesterMixin, unittest.TestCase):
+    all_model_classes = (MixFormerModel, MixFormerForConditionalGeneration)
+    has_attentions = False
+    test_torch_exportable = False
+    is_encoder_decoder = True
+
+    def setUp(self):
+        self.model_tester = MixFormerSeq2SeqTester(self)
+        self.config_tester = configuration_common.ConfigTester(self, config_class=MixFormerConfig, hidden_size=32,
+                                                               is_encoder_decoder=True, vocab_size=99)
+
+    def test_config(self):
+        self.config_tester.run_common_tests()
+
+    def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
+        inputs = dict(inputs_dict)
+        if return_labels and model_class is MixFormerForConditionalGeneration:
+            inputs["labels"] = torch.full_like(inputs["decoder_input_ids"], 5)
+        return inputs
