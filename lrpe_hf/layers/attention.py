@@ -5,18 +5,16 @@ transformer (``mixformer``) and its weight-sharing super-network (``lrpe_hf.nas`
 ``lrpe_hf.ops`` (``linear_attention``, ``lrpe``/``lrpe_2d``, ``cosformer_reweight``, ``feature_map``) and in torch's
 ``scaled_dot_product_attention``; this file only projects, splits heads and routes.
 
-==================  =====================================================================  ===================
-``attention_type``  per head                                                               cached state
-==================  =====================================================================  ===================
-``"softmax"``       ``softmax(q k^T / sqrt(d_h)) v`` (torch SDPA)                           keys and values
-``"softmax_relative"`` Shaw et al.: ``softmax((q k^T + q E[clip(j - i)]^T) / sqrt(d_h)) v``, one  keys, values and
-                    key table ``E`` of ``(2 K + 1, d_h)`` shared by the heads, ``K =``      their positions
-                    ``max_relative_length``
-``"cosformer"``     ReLU features, cos re-weighting with a *fixed* ``M = max_positions``,   recurrent state
-                    row-normalised (``max(q.z, eps)``)                                      ``(2 d_h, d_h + 1)``
-``"lrpe"``          ``1 + elu`` features, LRPE ``f(x, s) = C_s(P x)`` (1-D or 2-D), no      recurrent state
-                    denominator, LayerNorm over the concatenated heads                     ``(d_k', d_h)``
-==================  =====================================================================  ===================
+Types (``attention_type``; what each one caches for generation in brackets):
+
+* ``"softmax"``: ``softmax(q k^T / sqrt(d_h)) v`` through torch SDPA [keys and values].
+* ``"softmax_relative"``: Shaw et al. relative-position keys,
+  ``softmax((q k^T + q E[clip(j - i, -K, K)]^T) / sqrt(d_h)) v`` with one table ``E`` of shape ``(2 K + 1, d_h)``
+  shared by the heads, ``K = max_relative_length`` [keys, values and their positions].
+* ``"cosformer"``: ReLU features, cos re-weighting with a *fixed* ``M = max_positions``, row-normalised by
+  ``max(q~ . sum k~, eps)`` [recurrent state ``(2 d_h, d_h + 1)``].
+* ``"lrpe"``: ``1 + elu`` features, LRPE ``f(x, s) = C_s(P x)`` (1-D, or 2-D on an image grid), no denominator,
+  LayerNorm over the concatenated heads [recurrent state ``(d_k', d_h)``].
 
 Call signature (all four)::
 
@@ -49,7 +47,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import cosformer_reweight, feature_map, linear_attention, lrpe, lrpe_2d, lrpe_output_dim
-from ..ops.lrpe import LRPE_CORES, LRPE_P_MATRICES, lrpe_theta, make_householder_vector, make_permutation, num_frequencies
+from ..ops.lrpe import (
+    LRPE_CORES,
+    LRPE_P_MATRICES,
+    lrpe_theta,
+    make_householder_vector,
+    make_permutation,
+    num_frequencies,
+)
 from .elastic import sliced_layer_norm, sliced_linear
 
 ATTENTION_TYPES = ("softmax", "softmax_relative", "cosformer", "lrpe")
