@@ -14,7 +14,13 @@ from .version import __version__  # one source, also bundled into remote code
 # model_type -> sub-package of lrpe_hf.models. Each sub-package exposes
 #   CONFIG_CLASS, AUTO_MODEL_CLASSES ({"AutoModel": cls, "AutoModelForCausalLM": cls, ...}),
 #   and optionally IMAGE_PROCESSOR_CLASS.
-MODEL_TYPES: dict[str, str] = {}
+MODEL_TYPES: dict[str, str] = {
+    "lrpe": "lrpe",
+    "fixation_vit": "fixation_vit",
+    "dgfn": "dgfn",
+    "lrpe_vit": "lrpe_vit",
+    "mixformer": "mixformer",
+}
 
 
 def _register_all() -> None:
@@ -33,6 +39,34 @@ def _register_all() -> None:
 
 _register_all()
 
+from .models.lrpe import (  # noqa: E402
+    LrpeCache,
+    LrpeConfig,
+    LrpeForCausalLM,
+    LrpeForMaskedLM,
+    LrpeForSequenceClassification,
+    LrpeModel,
+)
+from .models.fixation_vit import (  # noqa: E402
+    FixationViTConfig,
+    FixationViTForVideoClassification,
+    FixationViTImageProcessor,
+    FixationViTModel,
+)
+from .models.dgfn import DgfnConfig, DgfnForImageSmoothing, DgfnImageProcessor  # noqa: E402
+from .models.dgfn.pipeline_dgfn import SmoothingPipeline  # noqa: E402
+from .models.mixformer import (  # noqa: E402
+    MixFormerConfig,
+    MixFormerForConditionalGeneration,
+    MixFormerForImageClassification,
+    MixFormerModel,
+)
+from .models.lrpe_vit import (  # noqa: E402
+    LrpeVitConfig,
+    LrpeVitForImageClassification,
+    LrpeVitImageProcessor,
+    LrpeVitModel,
+)
 from .hub.loading import load_pretrained  # noqa: E402
 from .hub.remote_code import install_processor_hooks as _install_processor_hooks  # noqa: E402
 
