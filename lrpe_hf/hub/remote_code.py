@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import json
 import os
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,17 @@ def _module_exists(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
+
+
+def _imports_submodule(package: str, name: str) -> bool:
+    """Whether ``from package import name`` binds a submodule (Python looks up the package attribute first:
+    ``from lrpe_hf.ops import linear_attention`` is the function exported by ``ops/__init__``, not the module)."""
+    if not _is_package(package):
+        return False
+    attribute = getattr(importlib.import_module(package), name, None)
+    if attribute is not None:
+        return isinstance(attribute, types.ModuleType)
+    return _module_exists(f"{package}.{name}")
 
 
 def _source_of(module: str) -> str:
@@ -108,7 +120,7 @@ def _rewrite_module(module: str, own_package: str) -> tuple[str, set[str]]:
                 if alias.name == "*":
                     raise BundleError(f"{module} line {node.lineno}: star imports cannot be bundled")
                 submodule = f"{base}.{alias.name}"
-                if _is_package(base) and _module_exists(submodule):
+                if _imports_submodule(base, alias.name):
                     # "from pkg import module": Transformers only follows "from .x import y" lines, so import a
                     # name from the file too, which makes the file reachable for its copy.
                     flat = _flat_name(submodule, own_package)

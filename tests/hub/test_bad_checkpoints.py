@@ -115,7 +115,7 @@ def saved_model(request, tmp_path_factory):
     auto_name, model_class = next(iter(registration(model_type).AUTO_MODEL_CLASSES.items()))
     folder = tmp_path_factory.mktemp(model_type) / "model"
     torch.manual_seed(0)
-    model_class(tiny_config(model_type)).save_pretrained(folder)
+    model_class(tiny_config(model_type, auto_name)).save_pretrained(folder)
     return model_type, auto_name, model_class, folder
 
 
@@ -211,7 +211,7 @@ def test_failed_save_keeps_existing_checkpoint(saved_model, tmp_path, monkeypatc
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(remote_code, "write_remote_code", boom)
-    model = model_class(tiny_config(model_type))
+    model = model_class(tiny_config(model_type, auto_name))
     with pytest.raises(RuntimeError, match="disk full"):
         model.save_pretrained(folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

@@ -37,7 +37,7 @@ def saved(request, tmp_path_factory):
     auto_name, model_class = list(registration(model_type).AUTO_MODEL_CLASSES.items())[-1]
     folder = tmp_path_factory.mktemp(f"card-{model_type}") / f"tiny-{model_type}"
     torch.manual_seed(0)
-    model = model_class(tiny_config(model_type)).eval()
+    model = model_class(tiny_config(model_type, auto_name)).eval()
     model.save_pretrained(folder)
     processor = getattr(registration(model_type), "IMAGE_PROCESSOR_CLASS", None)
     if processor is not None:

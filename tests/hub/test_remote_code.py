@@ -91,7 +91,7 @@ def saved(tmp_path_factory):
     cases = {}
     for model_type, auto_name in CASES:
         torch.manual_seed(0)
-        config = tiny_config(model_type)
+        config = tiny_config(model_type, auto_name)
         model_class = registration(model_type).AUTO_MODEL_CLASSES[auto_name]
         model = model_class(config).eval()
         folder = root / f"{model_type}-{auto_name}"
@@ -185,7 +185,8 @@ def test_processor_saved_after_model_gets_auto_map(tmp_path):
     if not types:
         pytest.skip("no registered model type has an image processor yet")
     model_type = types[0]
-    model = next(iter(registration(model_type).AUTO_MODEL_CLASSES.values()))(tiny_config(model_type))
+    auto_name, model_class = next(iter(registration(model_type).AUTO_MODEL_CLASSES.items()))
+    model = model_class(tiny_config(model_type, auto_name))
     model.save_pretrained(tmp_path)
     registration(model_type).IMAGE_PROCESSOR_CLASS().save_pretrained(tmp_path)
     processor_config = json.loads((tmp_path / "preprocessor_config.json").read_text())
@@ -196,9 +197,9 @@ def test_processor_saved_after_model_gets_auto_map(tmp_path):
 
 def test_bundle_opt_out(tmp_path, monkeypatch):
     model_type = sorted(lrpe_hf.MODEL_TYPES)[0] if lrpe_hf.MODEL_TYPES else pytest.skip("no model registered")
-    model_class = next(iter(registration(model_type).AUTO_MODEL_CLASSES.values()))
+    auto_name, model_class = next(iter(registration(model_type).AUTO_MODEL_CLASSES.items()))
     monkeypatch.setattr(model_class, "bundle_remote_code", False)
-    model_class(tiny_config(model_type)).save_pretrained(tmp_path)
+    model_class(tiny_config(model_type, auto_name)).save_pretrained(tmp_path)
     assert "auto_map" not in json.loads((tmp_path / "config.json").read_text())
     assert not list(tmp_path.glob("*.py"))
 

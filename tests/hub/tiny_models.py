@@ -12,27 +12,24 @@ import torch
 
 import lrpe_hf
 
-# model_type -> keyword arguments of its config class giving a model small enough for CPU tests.
-TINY_CONFIGS: dict[str, dict] = {
-    "lrpe": dict(
-        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=64, num_labels=3,
-    ),
-    "lrpe_vit": dict(
-        image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, num_labels=3,
-    ),
-    "mixformer": dict(
-        image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, num_labels=3, vocab_size=64,
-    ),
-    "fixation_vit": dict(
-        image_size=16, patch_size=8, num_frames=4, tubelet_size=1, num_channels=3, hidden_size=32,
-        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=3,
-    ),
-    "dgfn": dict(
-        tpn_channels=(4, 4, 4), spn_width_multiplier=0.125, filter_channels=(8, 8, 8), use_batchnorm=False,
-    ),
+# model_type -> keyword arguments of its config class giving a model small enough for CPU tests;
+# (model_type, Auto class) entries override them for heads needing another configuration.
+TINY_CONFIGS: dict = {
+    "lrpe": dict(preset="lrpe-unitary-householder", size="tiny", vocab_size=64, pad_token_id=0, num_labels=3),
+    "lrpe_vit": dict(image_size=16, patch_size=4, hidden_size=32, num_attention_heads=2, num_hidden_layers=2,
+                     num_labels=3),
+    "mixformer": dict(hidden_size=32, num_hidden_layers=2, head_dim=8, image_size=16, patch_size=4, num_labels=3,
+                      layer_attention=["cosformer", "lrpe"], layer_ffn_dim=[64, 32], layer_num_heads=[4, 2]),
+    ("mixformer", "AutoModelForSeq2SeqLM"): dict(
+        is_encoder_decoder=True, vocab_size=40, hidden_size=32, num_hidden_layers=2, head_dim=8,
+        layer_attention=["cosformer", "lrpe"], layer_ffn_dim=[64, 48], layer_num_heads=[4, 2], decoder_layers=2,
+        decoder_layer_attention=["softmax", "cosformer"], decoder_layer_ffn_dim=[32, 48],
+        decoder_layer_num_heads=[2, 4], pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+        max_position_embeddings=48),
+    "fixation_vit": dict(image_size=32, patch_size=8, patch_stride=8, patch_padding=0, hidden_size=32,
+                         num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_frames=4,
+                         num_time_embeddings=4, classifier_hidden_size=16, num_labels=3),
+    "dgfn": dict(tpn_channels=(4, 4, 4), spn_width_multiplier=0.125, filter_channels=(8, 8, 8), use_batchnorm=False),
 }
 
 
@@ -40,12 +37,16 @@ def registration(model_type: str):
     return importlib.import_module(f"lrpe_hf.models.{lrpe_hf.MODEL_TYPES[model_type]}")
 
 
-def tiny_config(model_type: str):
-    if model_type not in TINY_CONFIGS:
+def tiny_config(model_type: str, auto_name: str | None = None):
+    kwargs = TINY_CONFIGS.get((model_type, auto_name), TINY_CONFIGS.get(model_type))
+    if kwargs is None:
         raise AssertionError(
             f"model_type {model_type!r} is registered but tests/hub/tiny_models.py has no tiny config for it; add one"
         )
-    return registration(model_type).CONFIG_CLASS(**TINY_CONFIGS[model_type])
+    config_class = registration(model_type).CONFIG_CLASS
+    kwargs = dict(kwargs)
+    preset = kwargs.pop("preset", None)
+    return config_class.from_preset(preset, **kwargs) if preset else config_class(**kwargs)
 
 
 def example_inputs(model_class, config, batch_size: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
