@@ -145,20 +145,42 @@ def test_push_uploads_one_commit_and_the_staged_folder_loads(saved, tmp_path, mo
         got = output_tensors(getattr(transformers, auto_name).from_pretrained(copy).eval()(**inputs))
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
+
+
+def test_staged_folders_load_without_the_package(tmp_path):
+    """What push uploads loads with trust_remote_code=True where lrpe_hf cannot be imported (every architecture)."""
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in inputs.items()}, tmp_path / "inputs.safetensors")
-    save_file({str(i): t.contiguous() for i, t in enumerate(expected)}, tmp_path / "expected.safetensors")
-    job = [{"key": "staged", "auto": auto_name, "folder": str(copy), "processor": False,
-            "inputs": str(tmp_path / "inputs.safetensors"), "expected": str(tmp_path / "expected.safetensors")}]
+    jobs = []
+    for model_type in MODEL_TYPES:
+        auto_name, model_class = list(registration(model_type).AUTO_MODEL_CLASSES.items())[-1]
+        torch.manual_seed(0)
+        model = model_class(tiny_config(model_type, auto_name)).eval()
+        model.save_pretrained(tmp_path / f"saved-{model_type}")
+        api = FakeHfApi()
+        push_folder(tmp_path / f"saved-{model_type}", f"someone/{model_type}", api=api)
+        folder = tmp_path / f"downloaded-{model_type}"
+        folder.mkdir()
+        for name, data in api.staged.items():
+            (folder / name).write_bytes(data)
+        inputs = example_inputs(model_class, model.config)
+        with torch.no_grad():
+            expected = output_tensors(model(**inputs))
+        save_file({k: v.contiguous() for k, v in inputs.items()}, tmp_path / f"{model_type}.inputs.safetensors")
+        save_file({str(i): t.contiguous() for i, t in enumerate(expected)}, tmp_path / f"{model_type}.expected.safetensors")
+        jobs.append({"key": model_type, "auto": auto_name, "folder": str(folder), "processor": False,
+                     "inputs": str(tmp_path / f"{model_type}.inputs.safetensors"),
+                     "expected": str(tmp_path / f"{model_type}.expected.safetensors")})
     env = {"PATH": "/usr/bin:/bin", "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(job)], cwd=tmp_path, env=env,
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(jobs)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    child = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULTS "))[8:])["staged"]
-    assert "error" not in child, child
-    assert child["module"].startswith("transformers_modules.") and child["max_diff"] <= 1e-5
+    results = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULTS "))[8:])
+    assert set(results) == set(MODEL_TYPES)
+    for model_type, child in results.items():
+        assert "error" not in child, (model_type, child)
+        assert child["module"].startswith("transformers_modules.") and child["max_diff"] <= 1e-5, (model_type, child)
 
 
 def test_failed_upload_is_reported_and_leaves_nothing(saved, tmp_path, monkeypatch):
