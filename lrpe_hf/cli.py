@@ -10,6 +10,8 @@ import sys
 # sub-command name -> module under lrpe_hf.commands
 COMMANDS: dict[str, str] = {
     "push": "push",
+    "evaluate": "evaluate",
+    "bench": "bench",
 }
 
 

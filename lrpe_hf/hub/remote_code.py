@@ -48,7 +48,7 @@ class RemoteCodeBundle:
 
     files: dict[str, str]  # file name -> source
     auto_map: dict[str, str]  # Auto class name -> "module.Class" (config.json)
-    processor_auto_map: dict[str, str]  # {"AutoImageProcessor": "module.Class"} or {}
+    processor_auto_map: dict[str, dict]  # {"AutoImageProcessor": {"pil": "module.Class"}} or {}
 
 
 def _is_package(module: str) -> bool:
@@ -208,7 +208,10 @@ def build_bundle(model_type: str) -> RemoteCodeBundle:
 
     auto_map = {"AutoConfig": ref(config_class)}
     auto_map.update({name: ref(cls) for name, cls in registration.AUTO_MODEL_CLASSES.items()})
-    processor_auto_map = {"AutoImageProcessor": ref(processor_class)} if processor_class is not None else {}
+    # Backend-keyed form (Transformers 5 resolves it per backend). A plain string would also be read by
+    # AutoVideoProcessor's backward-compatibility path, which derives "...VideoProcessor" from it and then asks
+    # interactively whether to run remote code whenever a pipeline is built from the folder.
+    processor_auto_map = {"AutoImageProcessor": {"pil": ref(processor_class)}} if processor_class is not None else {}
     return RemoteCodeBundle(files=files, auto_map=auto_map, processor_auto_map=processor_auto_map)
 
 

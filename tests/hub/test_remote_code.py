@@ -190,7 +190,7 @@ def test_processor_saved_after_model_gets_auto_map(tmp_path):
     model.save_pretrained(tmp_path)
     registration(model_type).IMAGE_PROCESSOR_CLASS().save_pretrained(tmp_path)
     processor_config = json.loads((tmp_path / "preprocessor_config.json").read_text())
-    module_name, class_name = processor_config["auto_map"]["AutoImageProcessor"].split(".")
+    module_name, class_name = processor_config["auto_map"]["AutoImageProcessor"]["pil"].split(".")
     assert (tmp_path / f"{module_name}.py").is_file()
     assert class_name == registration(model_type).IMAGE_PROCESSOR_CLASS.__name__
 
