@@ -245,3 +245,14 @@ def test_bundle_rewrites_imports(tmp_path, monkeypatch):
         import shutil
 
         shutil.rmtree(target)
+
+
+def test_save_pretrained_push_to_hub_saves_bundle_then_pushes(tmp_path, monkeypatch):
+    model_type = sorted(lrpe_hf.MODEL_TYPES)[0]
+    auto_name, model_class = next(iter(registration(model_type).AUTO_MODEL_CLASSES.items()))
+    model = model_class(tiny_config(model_type, auto_name))
+    calls = []
+    monkeypatch.setattr(model_class, "push_to_hub", lambda self, repo_id, **kw: calls.append((repo_id, kw)))
+    model.save_pretrained(tmp_path / "out", push_to_hub=True, repo_id="me/tiny", commit_message="m", private=True)
+    assert calls == [("me/tiny", {"commit_message": "m", "private": True})]
+    assert "auto_map" in json.loads((tmp_path / "out" / "config.json").read_text())
