@@ -123,3 +123,59 @@ def test_evaluate_bad_inputs(tmp_path, capsys):
     assert "needs dataset columns ['image', 'label']; missing ['image']" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "model"), "--dataset", str(tmp_path / "rows.jsonl"), "--max-samples", "0"]) == 1
     assert "--max-samples must be >= 1" in capsys.readouterr().err
+
+
+def test_evaluate_smoothing_psnr_ssim(tmp_path):
+    from datasets import Dataset, Features, Image
+
+    from lrpe_hf.metrics import available_metrics, load_metric
+
+    if not {"psnr", "ssim"} <= set(available_metrics()):
+        pytest.skip("psnr/ssim metrics not merged yet")
+    model_class = registration("dgfn").AUTO_MODEL_CLASSES["AutoModelForImageToImage"]
+    torch.manual_seed(0)
+    model = model_class(tiny_config("dgfn")).eval()
+    model.save_pretrained(tmp_path / "model")
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (24, 24, 3), dtype=np.uint8) for _ in range(3)]
+    targets = [np.clip(im.astype(np.int16) // 2 + 40, 0, 255).astype(np.uint8) for im in images]
+    data = Dataset.from_dict({"image": [PIL.Image.fromarray(i) for i in images],
+                              "target": [PIL.Image.fromarray(t) for t in targets]},
+                             features=Features({"image": Image(), "target": Image()}))
+    data.save_to_disk(str(tmp_path / "data"))
+    out = tmp_path / "results.json"
+    assert main(["evaluate", str(tmp_path / "model"), "--dataset", str(tmp_path / "data"), "--output", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["task"] == "image-to-image"
+    with torch.no_grad():
+        smoothed = [model(pixel_values=torch.from_numpy(i.astype(np.float32) / 255).permute(2, 0, 1)[None])
+                    .reconstruction[0].clamp(0, 1).permute(1, 2, 0).numpy() for i in images]
+    refs = [t.astype(np.float32) / 255 for t in targets]
+    expected = load_metric("psnr").compute(predictions=smoothed, references=refs)["psnr"]
+    assert results["metrics"]["psnr"] == pytest.approx(expected, rel=1e-4)
+    assert 0 < results["metrics"]["ssim"] < 1
+
+
+def test_evaluate_causal_lm_perplexity(tmp_path):
+    from lrpe_hf.metrics import available_metrics
+
+    if "perplexity" not in available_metrics():
+        pytest.skip("the perplexity metric (train-clm branch) is not merged yet")
+    from .test_pipelines import _save_lrpe
+
+    model, folder = _save_lrpe(tmp_path, "AutoModelForCausalLM")
+    texts = ["the cat sat on the mat", "a big dog ran fast", "the small red cat was on a mat"]
+    (tmp_path / "texts.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    out = tmp_path / "ppl.json"
+    assert main(["evaluate", str(folder), "--dataset", str(tmp_path / "texts.jsonl"), "--output", str(out)]) == 0
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    total_loss, total_tokens = 0.0, 0
+    with torch.no_grad():
+        for text in texts:
+            ids = tokenizer(text, return_tensors="pt")["input_ids"]
+            total_loss += float(model(input_ids=ids, labels=ids).loss) * (ids.shape[1] - 1)
+            total_tokens += ids.shape[1] - 1
+    results = json.loads(out.read_text())
+    assert results["metrics"]["perplexity"] == pytest.approx(float(np.exp(total_loss / total_tokens)), rel=1e-5)

@@ -73,8 +73,8 @@ def _run(command, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
-@pytest.mark.slow  # ~90 s on 2 busy cores: three interpreters import torch + transformers
-def test_torchrun_two_processes_match_one_process(tmp_path):
+@pytest.mark.slow  # ~2.5 min on 2 busy cores: five interpreters import torch + transformers
+def test_torchrun_and_accelerate_two_processes_match_one_process(tmp_path):
     script = str(ROOT / "tests/hub/ddp_train_lm.py")
     _run([sys.executable, script, str(tmp_path / "single.json"), "8"], tmp_path)
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", script,
@@ -87,3 +87,12 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     torch.testing.assert_close(torch.tensor(ddp["losses"]), torch.tensor(single["losses"]), rtol=1e-5, atol=1e-5)
     # the model learns: the trajectory is not flat (else equal losses would prove little)
     assert len(set(round(x, 4) for x in single["losses"])) > 1
+    # the same script, unchanged, under `accelerate launch` (multi-CPU needs --multi_gpu; --cpu starts one process)
+    accelerate = Path(sys.executable).with_name("accelerate")
+    if accelerate.exists():
+        _run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", script, str(tmp_path / "acc.json"), "8"], tmp_path)
+        launched = json.loads((tmp_path / "acc.json").read_text())
+        assert launched["world_size"] == 2 and launched["distributed_type"].endswith("MULTI_CPU")
+        torch.testing.assert_close(torch.tensor(launched["losses"]), torch.tensor(single["losses"]), rtol=1e-5,
+                                   atol=1e-5)
