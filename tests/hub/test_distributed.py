@@ -73,7 +73,7 @@ def _run(command, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
-@pytest.mark.slow  # ~2.5 min on 2 busy cores: five interpreters import torch + transformers
+@pytest.mark.slow  # ~3 min on 2 busy cores: five interpreters import torch + transformers
 def test_torchrun_and_accelerate_two_processes_match_one_process(tmp_path):
     script = str(ROOT / "tests/hub/ddp_train_lm.py")
     _run([sys.executable, script, str(tmp_path / "single.json"), "8"], tmp_path)

@@ -68,6 +68,15 @@ CHILD = textwrap.dedent(
                      for i, g in enumerate(got)]
             entry = {"module": type(model).__module__, "class": type(model).__name__, "n": len(got),
                      "n_expected": len(expected), "max_diff": max(diffs) if diffs else None}
+            if job.get("resave"):
+                # a user without the package fine-tunes and re-saves: the folder must stay loadable
+                resaved = job["folder"] + "-resaved"
+                model.save_pretrained(resaved)
+                again = auto.from_pretrained(resaved, trust_remote_code=True).eval()
+                with torch.no_grad():
+                    got2 = tensors(again(**inputs))
+                entry["resave_max_diff"] = max(float((a - b).abs().max()) for a, b in zip(got2, got))
+                entry["resave_module"] = type(again).__module__
             if job["processor"]:
                 processor = transformers.AutoImageProcessor.from_pretrained(job["folder"], trust_remote_code=True)
                 entry["processor_module"] = type(processor).__module__
@@ -112,7 +121,7 @@ def saved(tmp_path_factory):
 def remote_results(saved, tmp_path_factory):
     root, cases = saved
     jobs = [
-        {"key": key, "auto": key.split("-", 1)[1], "folder": str(folder), "processor": has_processor,
+        {"key": key, "auto": key.split("-", 1)[1], "folder": str(folder), "processor": has_processor, "resave": True,
          "inputs": str(root / f"{folder.name}.inputs.safetensors"),
          "expected": str(root / f"{folder.name}.expected.safetensors")}
         for key, (folder, _, _, _, has_processor) in cases.items()
@@ -137,6 +146,7 @@ def test_trust_remote_code_without_package(case, remote_results, saved):
     assert not result["lrpe_hf_imported"]
     assert result["n"] == result["n_expected"] > 0
     assert result["max_diff"] <= 1e-5, result
+    assert result["resave_max_diff"] <= 1e-6 and result["resave_module"].startswith("transformers_modules."), result
     if saved[1][_case_id(case)][4]:
         assert result["processor_module"].startswith("transformers_modules."), result
 
