@@ -148,7 +148,7 @@ def test_push_uploads_one_commit_and_the_staged_folder_loads(saved, tmp_path, mo
 
 
 def test_staged_folders_load_without_the_package(tmp_path):
-    """What push uploads loads with trust_remote_code=True where lrpe_hf cannot be imported (every architecture)."""
+    """What push uploads loads by repository id with trust_remote_code=True where lrpe_hf cannot be imported."""
     from safetensors.torch import save_file
 
     jobs = []
@@ -159,8 +159,14 @@ def test_staged_folders_load_without_the_package(tmp_path):
         model.save_pretrained(tmp_path / f"saved-{model_type}")
         api = FakeHfApi()
         push_folder(tmp_path / f"saved-{model_type}", f"someone/{model_type}", api=api)
-        folder = tmp_path / f"downloaded-{model_type}"
-        folder.mkdir()
+        # lay the uploaded files out as a Hub download (cache snapshot) so the child loads "someone/<type>" by
+        # repository id, through Transformers' Hub code path, offline
+        repo = tmp_path / "hub_cache" / f"models--someone--{model_type}"
+        commit = hashlib.sha1(model_type.encode()).hexdigest()
+        folder = repo / "snapshots" / commit
+        folder.mkdir(parents=True)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(commit)
         for name, data in api.staged.items():
             (folder / name).write_bytes(data)
         inputs = example_inputs(model_class, model.config)
@@ -168,11 +174,11 @@ def test_staged_folders_load_without_the_package(tmp_path):
             expected = output_tensors(model(**inputs))
         save_file({k: v.contiguous() for k, v in inputs.items()}, tmp_path / f"{model_type}.inputs.safetensors")
         save_file({str(i): t.contiguous() for i, t in enumerate(expected)}, tmp_path / f"{model_type}.expected.safetensors")
-        jobs.append({"key": model_type, "auto": auto_name, "folder": str(folder), "processor": False,
+        jobs.append({"key": model_type, "auto": auto_name, "folder": f"someone/{model_type}", "processor": False,
                      "inputs": str(tmp_path / f"{model_type}.inputs.safetensors"),
                      "expected": str(tmp_path / f"{model_type}.expected.safetensors")})
     env = {"PATH": "/usr/bin:/bin", "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1", "HOME": str(tmp_path)}
+           "OMP_NUM_THREADS": "1", "HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub_cache")}
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(jobs)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -180,7 +186,8 @@ def test_staged_folders_load_without_the_package(tmp_path):
     assert set(results) == set(MODEL_TYPES)
     for model_type, child in results.items():
         assert "error" not in child, (model_type, child)
-        assert child["module"].startswith("transformers_modules.") and child["max_diff"] <= 1e-5, (model_type, child)
+        assert child["module"].startswith(f"transformers_modules.someone.{model_type}."), (model_type, child)
+        assert child["max_diff"] <= 1e-5, (model_type, child)
 
 
 def test_failed_upload_is_reported_and_leaves_nothing(saved, tmp_path, monkeypatch):
