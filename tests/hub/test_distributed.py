@@ -13,8 +13,6 @@ import torch
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.utils import FullyShardedDataParallelPlugin
 
-import lrpe_hf
-
 from .tiny_models import model_cases, registration, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-import transformers
 from transformers import PreTrainedTokenizerFast, pipeline
 
 import lrpe_hf

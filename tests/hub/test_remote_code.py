@@ -13,10 +13,10 @@ import textwrap
 import pytest
 import torch
 import transformers
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 import lrpe_hf
-from lrpe_hf.hub.remote_code import BundleError, build_bundle, write_remote_code
+from lrpe_hf.hub.remote_code import BundleError
 
 from .tiny_models import example_inputs, model_cases, output_tensors, registration, tiny_config
 
@@ -215,46 +215,59 @@ def test_bundle_opt_out(tmp_path, monkeypatch):
 
 
 def test_bundle_rewrites_imports(tmp_path, monkeypatch):
-    """The rewriter on a synthetic package module: relative, absolute, nested and submodule imports."""
-    package = tmp_path / "lrpe_hf_fake"
-    # Build a throwaway sub-package inside lrpe_hf's namespace so resolution runs as for real modules.
-    import lrpe_hf.models as models_pkg
+    """The rewriter on a synthetic package: relative, absolute, lazy and submodule imports, and the name that is
+    both a submodule and a function exported by its package (``ops.linear_attention``)."""
     from lrpe_hf.hub import remote_code
 
-    target = os.path.join(os.path.dirname(models_pkg.__file__), "_bundletest")
-    assert not os.path.exists(target)
-    os.makedirs(target)
-    try:
-        with open(os.path.join(target, "__init__.py"), "w") as f:
-            f.write("")
-        with open(os.path.join(target, "helper.py"), "w") as f:
-            f.write("VALUE = 3\n")
-        with open(os.path.join(target, "modeling_x.py"), "w") as f:
-            f.write(
-                "import math\n"
-                "from ...ops import feature_map\n"
-                "from .helper import VALUE as V\n"
-                "from . import helper\n"
-                "import lrpe_hf.models._bundletest.helper as h2\n"
-                "def f():\n"
-                "    from ...ops.linear_attention import linear_attention  # lazy\n"
-                "    return linear_attention, feature_map, V, helper.VALUE, h2.VALUE, math.pi\n"
-            )
-        source, deps = remote_code._rewrite_module("lrpe_hf.models._bundletest.modeling_x", "lrpe_hf.models._bundletest")
-        assert "from .lrpe_hf__ops import feature_map\n" in source
-        assert "from .helper import VALUE as V\n" in source
-        assert "from . import helper as helper" in source and "from .helper import __name__" in source
-        assert "from . import helper as h2" in source
-        assert "    from .lrpe_hf__ops__linear_attention import linear_attention  # lazy\n" in source
-        assert deps == {"lrpe_hf.ops", "lrpe_hf.ops.linear_attention", "lrpe_hf.models._bundletest.helper"}
-        with open(os.path.join(target, "bad.py"), "w") as f:
-            f.write("from lrpe_hf import MODEL_TYPES\n")
-        with pytest.raises(BundleError, match="top-level"):
-            remote_code._rewrite_module("lrpe_hf.models._bundletest.bad", "lrpe_hf.models._bundletest")
-    finally:
-        import shutil
+    files = {
+        "fakepkg/__init__.py": "",
+        "fakepkg/ops/__init__.py": "from .linear_attention import linear_attention\nfrom .maps import feature_map\n",
+        "fakepkg/ops/linear_attention.py": "def linear_attention():\n    return 1\n",
+        "fakepkg/ops/maps.py": "def feature_map():\n    return 2\n",
+        "fakepkg/models/__init__.py": "",
+        "fakepkg/models/x/__init__.py": "",
+        "fakepkg/models/x/helper.py": "VALUE = 3\n",
+        "fakepkg/models/x/modeling_x.py": (
+            "import math\n"
+            "from ...ops import feature_map, linear_attention\n"
+            "from .helper import VALUE as V\n"
+            "from . import helper\n"
+            "import fakepkg.models.x.helper as h2\n"
+            "def f():\n"
+            "    from ...ops.maps import feature_map as fm  # lazy\n"
+            "    return linear_attention, feature_map, fm, V, helper.VALUE, h2.VALUE, math.pi\n"
+        ),
+        "fakepkg/models/x/bad.py": "from fakepkg import ops\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(remote_code, "PACKAGE", "fakepkg")
+    source, deps = remote_code._rewrite_module("fakepkg.models.x.modeling_x", "fakepkg.models.x")
+    assert "from .fakepkg__ops import feature_map, linear_attention\n" in source  # the function, not the module
+    assert "from .helper import VALUE as V\n" in source
+    assert "from .helper import __name__ as _bundled_helper; from . import helper as helper\n" in source
+    assert "from . import helper as h2\n" in source
+    assert "    from .fakepkg__ops__maps import feature_map as fm  # lazy\n" in source
+    assert deps == {"fakepkg.ops", "fakepkg.ops.maps", "fakepkg.models.x.helper"}
+    # the flat files import and run on their own
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "__init__.py").write_text("")
+    (bundle / "modeling_x.py").write_text(source)
+    for dep in deps:
+        text, _ = remote_code._rewrite_module(dep, "fakepkg.models.x")
+        (bundle / f"{remote_code._flat_name(dep, 'fakepkg.models.x')}.py").write_text(text)
+    for dep in ("fakepkg.ops.linear_attention",):  # reached from fakepkg/ops/__init__.py
+        text, _ = remote_code._rewrite_module(dep, "fakepkg.models.x")
+        (bundle / f"{remote_code._flat_name(dep, 'fakepkg.models.x')}.py").write_text(text)
+    import importlib
 
-        shutil.rmtree(target)
+    module = importlib.import_module("bundle.modeling_x")
+    assert module.f()[0]() == 1 and module.f()[1]() == 2 and module.f()[3:6] == (3, 3, 3)
+    with pytest.raises(BundleError, match="top-level"):
+        remote_code._rewrite_module("fakepkg.models.x.bad", "fakepkg.models.x")
 
 
 def test_save_pretrained_push_to_hub_saves_bundle_then_pushes(tmp_path, monkeypatch):
