@@ -228,3 +228,27 @@ def test_cli_push_dry_run_and_errors(saved, tmp_path, capsys, monkeypatch):
     assert "'me/tiny' failed" in capsys.readouterr().err
     assert cli_main(["push", str(tmp_path / "missing"), "--repo-id", "me/tiny"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_training_script_push_helpers(saved, tmp_path):
+    import argparse
+
+    from transformers import TrainingArguments
+
+    from lrpe_hf.hub.push import add_push_arguments, push_request_from_args, push_request_from_training_args
+
+    model_type, auto_name, model, folder = saved
+    parser = argparse.ArgumentParser()
+    add_push_arguments(parser)
+    assert push_request_from_args(parser.parse_args([])) is None
+    request = push_request_from_args(parser.parse_args(["--push_to_hub", "--hub_model_id", "me/run", "--hub_private_repo"]))
+    api = FakeHfApi()
+    result = request.push(folder, results=RESULTS, api=api)
+    assert result.repo_id == "me/run" and api.calls[0][1]["private"] is True
+    assert "README.md" in api.staged
+    # TrainingArguments: the request takes over, the Trainer's own pushing is switched off
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), push_to_hub=True, hub_model_id="me/trainer",
+                             use_cpu=True, report_to=[])
+    request = push_request_from_training_args(args)
+    assert request.repo_id == "me/trainer" and args.push_to_hub is False
+    assert push_request_from_training_args(args) is None
