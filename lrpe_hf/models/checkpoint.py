@@ -49,7 +49,7 @@ def check_version_compatible(saved_version, source: str = CONFIG_NAME, installed
         raise CheckpointError(
             f"{source} was written by lrpe_hf {saved_version}, which is newer than and incompatible with the installed "
             f"lrpe_hf {installed}. Upgrade the package (pip install -U lrpe_hf), or load the checkpoint with "
-            "trust_remote_code=True to use the code saved next to it."
+            "trust_remote_code=True in an environment without lrpe_hf, which runs the code saved next to it."
         )
 
 
