@@ -8,7 +8,11 @@ import importlib
 import sys
 
 # sub-command name -> module under lrpe_hf.commands
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "push": "push",
+    "evaluate": "evaluate",
+    "bench": "bench",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
