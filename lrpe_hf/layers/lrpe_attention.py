@@ -46,6 +46,7 @@ class LrpeAttention(nn.Module):
         self.feature_map = config.feature_map
         self.chunk_size = config.chunk_size
         self.algorithm = config.attention_algorithm
+        self.backend = getattr(config, "linear_attention_backend", "auto")
         self.attention_dropout = config.attention_dropout
         norm = config.resolved_attention_norm
         self.normalize = "denominator" if norm == "denominator" else None
@@ -122,6 +123,7 @@ class LrpeAttention(nn.Module):
             return_state=cache is not None,
             decay=decay,
             key_mask=km,
+            backend=self.backend,
         )
         if cache is None:
             return out
@@ -140,7 +142,8 @@ class LrpeAttention(nn.Module):
         if key_mask is not None:
             m = key_mask.to(k.dtype)[..., None]
             k, v = k * m, v * m.to(v.dtype)
-        kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay)
+        kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay,
+                      backend=self.backend)
         fwd = linear_attention(q, k, v, **kwargs)
         bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), **kwargs).flip(-2)
         diag = (q * k).sum(-1, keepdim=True).to(v.dtype) * v

@@ -323,3 +323,16 @@ def test_other_core_p_combinations_cache_and_reload(tmp_path, overrides):
     torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full, atol=1e-5, rtol=1e-5)
     model.save_pretrained(tmp_path)
     assert torch.equal(AutoModelForCausalLM.from_pretrained(tmp_path).eval()(x).logits, full)
+
+
+def test_linear_attention_backend_choice():
+    x = ids(1, 6)
+    auto = LrpeForCausalLM(tiny()).eval()
+    torch_only = LrpeForCausalLM(tiny(linear_attention_backend="torch")).eval()
+    torch_only.load_state_dict(auto.state_dict())
+    assert torch.equal(auto(x).logits, torch_only(x).logits)  # on CPU "auto" is the PyTorch path
+    forced = LrpeForCausalLM(tiny(linear_attention_backend="fla")).eval()
+    with pytest.raises(ValueError, match="fla"):
+        forced(x)
+    with pytest.raises(ValueError, match="linear_attention_backend"):
+        tiny(linear_attention_backend="triton")
