@@ -113,11 +113,13 @@ class LrpeAttention(nn.Module):
                 q, k, v, causal=False, normalize=self.normalize, algorithm=self.algorithm, key_mask=km
             )
         initial_state = None if cache is None else cache.get_recurrent_state(self.layer_idx)
+        # One new token (a decoding step): the recurrence is one rank-1 update, far cheaper than a 1-token chunk.
+        algorithm = "recurrent" if q.shape[-2] == 1 else self.algorithm
         out = linear_attention(
             q, k, v,
             causal=True,
             normalize=self.normalize,
-            algorithm=self.algorithm,
+            algorithm=algorithm,
             chunk_size=self.chunk_size,
             initial_state=initial_state,
             return_state=cache is not None,
