@@ -336,3 +336,12 @@ def test_linear_attention_backend_choice():
         forced(x)
     with pytest.raises(ValueError, match="linear_attention_backend"):
         tiny(linear_attention_backend="triton")
+
+
+def test_fairseq_initialisation_of_attention_projections():
+    model = LrpeModel(tiny(hidden_size=256, num_attention_heads=4))
+    attn = model.layers[0].self_attn
+    xavier_std = (6 / 512) ** 0.5 / 3**0.5
+    assert abs(attn.q_proj.weight.std().item() - xavier_std * 2**-0.5) < 0.002
+    assert abs(attn.o_proj.weight.std().item() - xavier_std) < 0.002
+    assert abs(model.layers[0].mlp.up_proj.weight.std().item() - 0.02) < 0.002
