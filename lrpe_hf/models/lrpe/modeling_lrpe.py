@@ -348,6 +348,8 @@ class LrpeModel(LrpePreTrainedModel):
                 position_ids = position_ids[None, :]
         position_ids = position_ids.expand(b, n)
         key_mask = attention_mask[:, -n:] if attention_mask is not None else None
+        if key_mask is not None and not torch.compiler.is_compiling() and bool(key_mask.all()):
+            key_mask = None  # no padding: skip the masking (and let softmax layers use the causal SDPA kernel)
 
         hidden_states = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         ape = self.config.absolute_position_embedding
