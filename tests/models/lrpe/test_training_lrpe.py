@@ -115,8 +115,11 @@ def test_bf16_autocast_and_bf16_weights():
     "name",
     [
         "lrpe-unitary-householder-learned",
-        pytest.param("lrpe-rotation-householder-learned", marks=pytest.mark.slow),
-        pytest.param("nope", marks=pytest.mark.slow),
+        *[
+            pytest.param(name, marks=pytest.mark.slow)
+            for name in ("lrpe-rotation-householder-learned", "lrpe-permutation-householder", "nope", "rope",
+                         "cosformer", "permuteformer", "lrpe-d", "softmax")
+        ],
     ],
 )
 def test_chunked_forward_traces_without_graph_breaks(name):
