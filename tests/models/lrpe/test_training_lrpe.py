@@ -142,3 +142,29 @@ def test_inductor_compile_matches_eager_forward_and_backward():
     ref = model(x, labels=x, use_cache=False)
     torch.testing.assert_close(out.logits, ref.logits, atol=1e-5, rtol=1e-5)
     out.loss.backward()
+
+
+@pytest.mark.parametrize("head", ["causal", "classification"])
+def test_gradient_accumulation_equals_the_big_batch(tmp_path, head):
+    x = batch(4, 12)
+    if head == "causal":
+        make = lambda: LrpeForCausalLM(tiny())  # noqa: E731
+        # Different numbers of supervised tokens per micro-batch: the loss must be normalised over the whole batch.
+        labels = x.clone()
+        labels[0, :6] = -100
+        rows = {"input_ids": x.tolist(), "labels": labels.tolist()}
+    else:
+        make = lambda: LrpeForSequenceClassification(tiny(num_labels=2))  # noqa: E731
+        rows = {"input_ids": x.tolist(), "labels": [0, 1, 1, 0]}
+    ds = Dataset.from_dict(rows)
+    weights = []
+    for bs, accumulation in ((4, 1), (2, 2)):
+        model = make()
+        args = TrainingArguments(
+            output_dir=str(tmp_path / f"{bs}"), per_device_train_batch_size=bs, gradient_accumulation_steps=accumulation,
+            max_steps=1, learning_rate=1e-2, optim="sgd", use_cpu=True, report_to=[], save_strategy="no",
+            disable_tqdm=True,
+        )
+        Trainer(model=model, args=args, train_dataset=ds).train()
+        weights.append(model.model.embed_tokens.weight.detach().clone())
+    torch.testing.assert_close(weights[1], weights[0], atol=1e-6, rtol=1e-5)
