@@ -244,6 +244,11 @@ def test_mismatched_attention_mask():
     for bad in (torch.ones(2, 4), torch.ones(3, 5), torch.ones(2, 1, 5, 5)):
         with pytest.raises(ValueError, match="attention_mask must have shape"):
             model(x, attention_mask=bad)
+    with pytest.raises(ValueError, match="2-D"):
+        model(x, attention_mask={"full_attention": torch.ones(2, 1, 5, 5)})
+    dict_mask = {"linear_attention": torch.tensor([[0, 1, 1, 1, 1], [1] * 5])}
+    torch.testing.assert_close(model(x, attention_mask=dict_mask).logits,
+                               model(x, attention_mask=dict_mask["linear_attention"]).logits)
     with pytest.raises(ValueError, match="position_ids"):
         model(x, position_ids=torch.arange(4)[None])
     with pytest.raises(ValueError, match="exactly one"):
