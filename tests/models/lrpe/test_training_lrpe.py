@@ -97,12 +97,14 @@ def test_gradient_checkpointing_gives_the_same_gradients(name):
         torch.testing.assert_close(grads[1][n], grads[0][n], atol=1e-6, rtol=1e-5)
 
 
-def test_bf16_autocast_and_bf16_weights():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_autocast_and_bf16_weights(dtype):
     model = LrpeForCausalLM(tiny())
     x = batch()
     ref = model(x, labels=x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=dtype):
         out = model(x, labels=x)
+    assert out.logits.dtype == dtype
     assert torch.isfinite(out.loss) and abs(out.loss.item() - ref.loss.item()) < 0.05
     out.loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
