@@ -332,6 +332,14 @@ class MixFormerPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     _no_split_modules = ["MixFormerEncoderLayer", "MixFormerDecoderLayer"]
     _skip_keys_device_placement = ["past_key_values"]
 
+    def post_init(self):
+        # List only the block classes this model contains: accelerate's FSDP wrap policy raises on a listed class
+        # it cannot find, and an image encoder has no decoder layers.
+        self._no_split_modules = ["MixFormerEncoderLayer"]
+        if self.config.is_encoder_decoder:
+            self._no_split_modules.append("MixFormerDecoderLayer")
+        super().post_init()
+
     def _init_weights(self, module):
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv2d)):
