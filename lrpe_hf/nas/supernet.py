@@ -118,7 +118,9 @@ def _build(config, init: bool = True):
 
 def _attention_paths(model) -> dict[str, str]:
     """Module path -> attention type of every attention module of a model."""
-    return {name: m.attention_type for name, m in model.named_modules() if isinstance(getattr(m, "attention_type", None), str) and m.attention_type}
+    from ..layers.attention import MultiHeadAttentionBase
+
+    return {name: m.attention_type for name, m in model.named_modules() if isinstance(m, MultiHeadAttentionBase)}
 
 
 def _state_entries(model):
@@ -182,6 +184,7 @@ class MixFormerSuperNetwork(nn.Module):
         self.main_input_name = _model_class(variants[self._types[0]].config).main_input_name
         self._skeletons: OrderedDict[str, nn.Module] = OrderedDict()
         self._max_skeletons = 4
+        self._param_counts: dict[str, int] = {}
         self._active: Arch = self.space.largest_arch(self._types[0] if self._types[0] in self.space.encoder.attention_types else None)
 
     # ------------------------------------------------------------------------------------------ building
@@ -211,6 +214,11 @@ class MixFormerSuperNetwork(nn.Module):
             for name in ("hidden_dropout_prob", "activation_dropout"):
                 if name in kwargs:
                     kwargs[name] = kwargs[name] * ratio
+        if kwargs.get("drop_path_rate"):
+            # Drop-path rises linearly over the layer *slots* of the super-network (layer i of every sub-network
+            # gets the rate of slot i), so a shallower sub-network stops at a lower rate.
+            slots = self.space.encoder.max_depth
+            kwargs["drop_path_rate"] = kwargs["drop_path_rate"] * (arch.encoder.depth - 1) / max(slots - 1, 1)
         return arch_to_config(arch, self.space, **kwargs)
 
     def _skeleton(self, arch: Arch) -> nn.Module:
@@ -251,9 +259,14 @@ class MixFormerSuperNetwork(nn.Module):
             out[name] = full[tuple(slice(0, s) for s in tensor.shape)] if tuple(tensor.shape) != tuple(full.shape) else full
         return out
 
-    def num_parameters(self, arch: Arch) -> int:
-        """Exact parameter count of the standalone model of ``arch`` (tied weights once)."""
-        return count_parameters(self.sub_config(arch))
+    def num_parameters(self, arch: Arch | None = None, exclude_embeddings: bool = False) -> int:
+        """Exact parameter count of the standalone model of ``arch`` (default: the active one; tied weights once).
+        ``exclude_embeddings`` is accepted for Trainer's FLOPs estimate and ignored."""
+        arch = self._active if arch is None else arch
+        key = arch.key()
+        if key not in self._param_counts:
+            self._param_counts[key] = count_parameters(self.sub_config(arch))
+        return self._param_counts[key]
 
     # ------------------------------------------------------------------------------------------ running
     @property
