@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 #   CONFIG_CLASS, AUTO_MODEL_CLASSES ({"AutoModel": cls, "AutoModelForCausalLM": cls, ...}),
 #   and optionally IMAGE_PROCESSOR_CLASS.
 MODEL_TYPES: dict[str, str] = {
+    "lrpe_vit": "lrpe_vit",
     "mixformer": "mixformer",
 }
 
@@ -40,4 +41,10 @@ from .models.mixformer import (  # noqa: E402
     MixFormerForConditionalGeneration,
     MixFormerForImageClassification,
     MixFormerModel,
+)
+from .models.lrpe_vit import (  # noqa: E402
+    LrpeVitConfig,
+    LrpeVitForImageClassification,
+    LrpeVitImageProcessor,
+    LrpeVitModel,
 )

@@ -415,8 +415,8 @@ class MixFormerModel(MixFormerPreTrainedModel):
         elif not isinstance(encoder_outputs, BaseModelOutput):
             encoder_outputs = BaseModelOutput(*encoder_outputs)
         use_cache = self.config.use_cache if use_cache is None else use_cache
-        if self.gradient_checkpointing and self.training:
-            use_cache = False
+        if self.training and any(layer.gradient_checkpointing for layer in self.decoder.layers):
+            use_cache = False  # caching is incompatible with recomputing layers in the backward pass
         if use_cache and past_key_values is None:
             past_key_values = MixFormerCache(self.config.decoder_layers)
         if past_key_values is not None and not isinstance(past_key_values, MixFormerCache):
