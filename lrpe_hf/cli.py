@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # sub-command name -> module under lrpe_hf.commands
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {"nas": "nas"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,8 +6,10 @@ A search space lists the choices of every searched dimension:
 * per layer stack (the encoder, and for translation also the decoder): ``depths``, per-layer ``ffn_dims``,
   per-layer ``num_heads`` and per-layer ``attention_types`` (``"softmax"``, ``"softmax_relative"``,
   ``"cosformer"``, ``"lrpe"``);
-* the head-width convention: either a fixed ``head_dim`` (AutoFormer / the paper's CIFAR space: q/k/v width =
-  64 x heads, independent of the embedding width) or a fixed ``qkv_dim`` (HAT: head_dim = qkv_dim / heads).
+* the head-width convention: a fixed ``head_dim`` (AutoFormer / the paper's CIFAR space: q/k/v width =
+  64 x heads, independent of the embedding width). HAT's translation spaces fix the total q/k/v width instead
+  (head_dim = 512 / heads); ``mixformer`` has one head_dim per model, so our translation presets use the
+  CIFAR convention.
 
 An architecture is a :class:`Arch` (active layers only). Its **gene** is the fixed-length list the
 evolutionary search works on (HAT / mixFormer layout)::
@@ -134,8 +136,7 @@ class SearchSpace:
     embed_dims: tuple[int, ...]
     encoder: StackSpace
     decoder: StackSpace | None = None
-    head_dim: int | None = None
-    qkv_dim: int | None = None
+    head_dim: int = 64
     description: str = ""
     # Evolutionary-search defaults that suit this space (population etc.); see search.EvolutionConfig.
     search_defaults: dict = field(default_factory=dict, compare=False)
@@ -144,13 +145,8 @@ class SearchSpace:
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r} is not supported; choose one of {TASKS}")
         object.__setattr__(self, "embed_dims", _check_choices("embed_dims", self.embed_dims))
-        if (self.head_dim is None) == (self.qkv_dim is None):
-            raise ValueError("give exactly one head-width convention: head_dim (fixed per head) or qkv_dim (fixed total)")
-        if self.qkv_dim is not None:
-            for stack in self.stacks():
-                bad = [h for h in stack.num_heads if self.qkv_dim % h]
-                if bad:
-                    raise ValueError(f"qkv_dim={self.qkv_dim} is not divisible by num_heads {bad}")
+        if isinstance(self.head_dim, bool) or not isinstance(self.head_dim, int) or self.head_dim < 1:
+            raise ValueError(f"head_dim must be a positive int, got {self.head_dim!r}")
         if self.task == "translation" and self.decoder is None:
             raise ValueError("a translation search space needs a decoder stack")
         if self.task == "image-classification" and self.decoder is not None:
@@ -159,9 +155,6 @@ class SearchSpace:
     # ----------------------------------------------------------------------------------------------- basics
     def stacks(self) -> list[StackSpace]:
         return [self.encoder] + ([self.decoder] if self.decoder is not None else [])
-
-    def head_dim_for(self, num_heads: int) -> int:
-        return self.head_dim if self.head_dim is not None else self.qkv_dim // num_heads
 
     @property
     def gene_length(self) -> int:
@@ -183,8 +176,13 @@ class SearchSpace:
         return out
 
     def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data.pop("search_defaults")
+        return dataclasses.asdict(self)
+
+    def structure(self) -> dict:
+        """What defines the architectures (two spaces with equal structures hold the same weights)."""
+        data = self.to_dict()
+        for key in ("name", "description", "search_defaults"):
+            data.pop(key)
         return data
 
     @classmethod
@@ -341,7 +339,8 @@ PRESETS: dict[str, SearchSpace] = {
     ),
     # HAT "space0" for WMT'14 En-De (spec section 8). The paper's translation space was never released; the
     # attention gene on encoder self-attention and decoder self-attention (cross-attention stays softmax) is
-    # OUR choice. HAT's "arbitrary encoder-decoder attention" gene is not searched (all decoder layers attend
+    # OUR choice. Deviations from HAT: head_dim is fixed at 64 (HAT fixes qkv_dim = 512, so head_dim = 512 /
+    # heads), and HAT's "arbitrary encoder-decoder attention" gene is not searched (every decoder layer attends
     # to the last encoder layer).
     "wmt14-space0": SearchSpace(
         name="wmt14-space0",
@@ -349,9 +348,9 @@ PRESETS: dict[str, SearchSpace] = {
         embed_dims=(512, 640),
         encoder=StackSpace(depths=(6,), ffn_dims=(1024, 2048, 3072), num_heads=(4, 8), attention_types=("softmax", "cosformer")),
         decoder=StackSpace(depths=(1, 2, 3, 4, 5, 6), ffn_dims=(1024, 2048, 3072), num_heads=(4, 8), attention_types=("softmax", "cosformer")),
-        qkv_dim=512,
+        head_dim=64,
         description="HAT space0 with a softmax/cosFormer gene on encoder and decoder self-attention (our choice: the "
-        "paper's translation space was not released); qkv_dim 512 so head_dim = 512 / heads",
+        "paper's translation space was not released); head_dim 64",
         search_defaults=PAPER_SEARCH,
     ),
     # Small spaces that train on a CPU in minutes (digits / a toy parallel corpus).
@@ -375,7 +374,7 @@ PRESETS: dict[str, SearchSpace] = {
         embed_dims=(32, 48, 64),
         encoder=StackSpace(depths=(2,), ffn_dims=(64, 128), num_heads=(2, 4), attention_types=("softmax", "cosformer")),
         decoder=StackSpace(depths=(1, 2), ffn_dims=(64, 128), num_heads=(2, 4), attention_types=("softmax", "cosformer")),
-        qkv_dim=32,
+        head_dim=16,
         description="CPU-sized translation space (toy parallel text)",
         search_defaults=SMALL_SEARCH,
     ),

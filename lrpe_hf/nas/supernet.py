@@ -113,7 +113,9 @@ def _build(config, init: bool = True):
     if init:
         return cls(config)
     with no_init_weights():
-        return cls(config)
+        model = cls(config)
+    model.tie_weights()  # no_init_weights also skips the tying done by init_weights
+    return model
 
 
 def _attention_paths(model) -> dict[str, str]:
@@ -292,7 +294,11 @@ class MixFormerSuperNetwork(nn.Module):
         model = _build(self.sub_config(arch), init=False)
         state = {k: v.detach().clone() for k, v in self.sliced_state(arch, model).items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [m for m in missing if m not in dict(model.named_buffers())]
+        # Tied names (lm_head / embed_tokens -> shared) are the same Parameter as a loaded one; non-persistent
+        # buffers are rebuilt by the model itself.
+        loaded_ids = {id(t) for n, t in model.state_dict(keep_vars=True).items() if n in state}
+        current = model.state_dict(keep_vars=True)
+        missing = [m for m in missing if m not in dict(model.named_buffers()) and id(current[m]) not in loaded_ids]
         if unexpected or missing:
             raise RuntimeError(f"export mismatch: missing {missing}, unexpected {unexpected}")
         if hasattr(model, "tie_weights"):
@@ -347,8 +353,8 @@ class MixFormerSuperNetwork(nn.Module):
         saved_space = get_search_space(cfg["search_space"])
         if search_space is not None:
             wanted = get_search_space(search_space)
-            if wanted.to_dict() != saved_space.to_dict():
-                diff = [k for k in wanted.to_dict() if wanted.to_dict()[k] != saved_space.to_dict().get(k)]
+            if wanted.structure() != saved_space.structure():
+                diff = [k for k in wanted.structure() if wanted.structure()[k] != saved_space.structure().get(k)]
                 raise ValueError(
                     f"super-network checkpoint {d} was trained for search space {saved_space.name!r}, which does not "
                     f"match the requested {wanted.name!r} (differs in {diff}); train a super-network for this space"
@@ -386,6 +392,7 @@ def count_parameters(config) -> int:
     except (RuntimeError, NotImplementedError):
         with no_init_weights():
             model = _model_class(config)(config)
+    model.tie_weights()
     return sum(p.numel() for p in model.parameters())
 
 

@@ -141,3 +141,24 @@ def test_trainer_samples_one_arch_per_optimizer_step(tmp_path):
         assert seen[2 * step] == seen[2 * step + 1] == sn.space.sample_arch(3 * 1_000_003 + step)
     assert [s for s, _ in trainer.sampling_callback.history] == [0, 1, 2, 3]
     assert any(not torch.equal(before[k], v) for k, v in sn.weights.items())
+
+
+def test_translation_supernet_slices_equal_exported_seq2seq_models():
+    from transformers import AutoModelForSeq2SeqLM
+
+    sn = MixFormerSuperNetwork("small-translation", dict(vocab_size=40, pad_token_id=0, decoder_start_token_id=1,
+                                                         bos_token_id=1, eos_token_id=2)).eval()
+    # Self-attention carries the gene (typed weights); cross-attention is always softmax and shared.
+    assert all(p.endswith("self_attn") for p in sn._typed_paths) and len(sn._typed_paths) == 4
+    ids, labels = torch.randint(3, 40, (2, 7)), torch.randint(3, 40, (2, 5))
+    for step in range(3):
+        arch = sn.space.sample_arch(step)
+        sn.set_active_arch(arch)
+        model = sn.export(arch)
+        with torch.no_grad():
+            torch.testing.assert_close(sn(input_ids=ids, labels=labels).logits, model(input_ids=ids, labels=labels).logits,
+                                       atol=1e-6, rtol=0)
+        assert sn.num_parameters(arch) == model.num_parameters()
+        assert model.config.decoder_layer_attention == list(arch.decoder.attention_types)
+    assert isinstance(model, AutoModelForSeq2SeqLM._model_mapping[type(model.config)])
+    assert model.generate(ids, max_new_tokens=3, num_beams=2).shape[0] == 2
