@@ -43,6 +43,27 @@ def load_digits_dataset(image_size: int = 32, validation_size: int = 300, test_s
     return datasets.DatasetDict({"train": build(train_idx), "validation": build(val_idx), "test": build(test_idx)})
 
 
+def digits_tensor_splits(image_size: int = 32, validation_size: int = 300, test_size: int = 300, seed: int = 0,
+                         mean: float = DIGITS_MEAN, std: float = DIGITS_STD) -> dict:
+    """The splits of :func:`load_digits_dataset` straight to normalised tensors (bilinear upscaling in torch, no
+    Pillow round trip): ``{"train": TensorImageDataset, "validation": ..., "test": ...}``."""
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    labels = digits.target.astype(int)
+    idx = np.arange(len(labels))
+    train_idx, rest = train_test_split(idx, test_size=validation_size + test_size, stratify=labels, random_state=seed)
+    val_idx, test_idx = train_test_split(rest, test_size=test_size, stratify=labels[rest], random_state=seed)
+    images = torch.from_numpy((digits.images / 16.0).astype(np.float32))[:, None]
+    images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False).clamp(0, 1)
+    images = ((images - mean) / std).expand(-1, 3, -1, -1).contiguous()
+    return {name: TensorImageDataset(images[ids], labels[ids]) for name, ids in
+            (("train", train_idx), ("validation", val_idx), ("test", test_idx))}
+
+
 def load_image_dataset(name: str, image_size: int = 32, validation_split: str | None = None, seed: int = 0, **load_kwargs):
     """``"digits"`` (offline) or any Hub image-classification dataset (e.g. ``"cifar10"``, needs the network).
 

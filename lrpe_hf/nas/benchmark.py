@@ -100,10 +100,13 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
     models = {"searched (mixed)": searched, **baselines}
 
     train, val, _ = load_image_data(dataset, image_size)
-    from ..data.nas_data import TensorImageDataset, load_image_dataset
+    from ..data.nas_data import TensorImageDataset, digits_tensor_splits, load_image_dataset
 
-    test_split = load_image_dataset(dataset, image_size=image_size)
-    test = TensorImageDataset.from_hf(test_split["test"] if "test" in test_split else test_split["validation"], image_size)
+    if dataset == "digits":
+        test = digits_tensor_splits(image_size)["test"]
+    else:
+        test_split = load_image_dataset(dataset, image_size=image_size)
+        test = TensorImageDataset.from_hf(test_split["test"] if "test" in test_split else test_split["validation"], image_size)
     val_batches = validation_batches(val, 100)
     cost = SupernetCostModel(supernet)
     rows = {}

@@ -36,8 +36,11 @@ def _check_task(space: SearchSpace) -> None:
 
 def load_image_data(dataset: str, image_size: int, seed: int = 0):
     """``(train, validation, num_labels)`` as in-memory tensor datasets (digits offline; Hub names online)."""
-    from ..data.nas_data import TensorImageDataset, load_image_dataset, num_labels_of
+    from ..data.nas_data import TensorImageDataset, digits_tensor_splits, load_image_dataset, num_labels_of
 
+    if dataset == "digits":
+        splits = digits_tensor_splits(image_size, seed=seed)
+        return splits["train"], splits["validation"], 10
     ds = load_image_dataset(dataset, image_size=image_size, seed=seed)
     n = num_labels_of(ds["train"])
     return TensorImageDataset.from_hf(ds["train"], image_size), TensorImageDataset.from_hf(ds["validation"], image_size), n
@@ -116,20 +119,22 @@ def run_search(supernet_dir, output_dir, *, dataset: str = "digits", constraints
     supernet = MixFormerSuperNetwork.from_pretrained(supernet_dir, search_space=search_space)
     space = supernet.space
     _check_task(space)
-    out = output_dir_guard(output_dir, overwrite_output_dir)
-    image_size = supernet.model_kwargs.get("image_size", 32)
-    _, val, _ = load_image_data(dataset, image_size, seed)
-    batches = validation_batches(val, eval_batch_size, image_collate, max_eval_batches)
+    config = EvolutionConfig.for_space(space, seed=seed, **(evolution or {}))
+    constraints = constraints or Constraints()
+    batches = []
 
     def fitness(arch):
         from .supernet import evaluate_arch
 
         return evaluate_arch(supernet, arch, batches)["accuracy"]
 
-    config = EvolutionConfig.for_space(space, seed=seed, **(evolution or {}))
-    constraints = constraints or Constraints()
     search = EvolutionarySearch(space, fitness, SupernetCostModel(supernet), constraints, config,
                                 higher_is_better=True, progress=progress)
+    search.check_satisfiable()  # before any data is loaded or anything is written
+    out = output_dir_guard(output_dir, overwrite_output_dir)
+    image_size = supernet.model_kwargs.get("image_size", 32)
+    _, val, _ = load_image_data(dataset, image_size, seed)
+    batches.extend(validation_batches(val, eval_batch_size, image_collate, max_eval_batches))
     result = search.run()
     best = write_search_outputs(result, out, space, constraints, config, True, "super-network validation accuracy",
                                 extra={"supernet": str(supernet_dir), "dataset": dataset})

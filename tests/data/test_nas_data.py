@@ -28,3 +28,15 @@ def test_parallel_text_tsv_and_jsonl(tmp_path):
         load_parallel_text(bad)
     with pytest.raises(FileNotFoundError):
         load_parallel_text(tmp_path / "missing.tsv")
+
+
+def test_digits_tensor_splits_match_the_dataset_splits():
+    from lrpe_hf.data.nas_data import digits_tensor_splits
+
+    fast = digits_tensor_splits(image_size=8)
+    ds = load_digits_dataset(image_size=8)
+    for split in ("train", "validation", "test"):
+        assert fast[split].labels.tolist() == ds[split]["label"]
+    # At the native 8x8 size both paths hold the same pixels (up to the uint8 rounding of the Pillow path).
+    slow = ds["test"].with_transform(image_transform(8))[:]
+    torch.testing.assert_close(fast["test"].pixel_values, slow["pixel_values"], atol=2 / 255 / 0.5, rtol=0)
