@@ -417,7 +417,6 @@ def make_sampling_callback(supernet: MixFormerSuperNetwork, seed: int = 0):
     return SubnetSamplingCallback()
 
 
-SubnetSamplingCallback = None  # the class is created by make_sampling_callback (transformers imported lazily)
 
 
 @torch.no_grad()

@@ -162,3 +162,17 @@ def test_translation_supernet_slices_equal_exported_seq2seq_models():
         assert model.config.decoder_layer_attention == list(arch.decoder.attention_types)
     assert isinstance(model, AutoModelForSeq2SeqLM._model_mapping[type(model.config)])
     assert model.generate(ids, max_new_tokens=3, num_beams=2).shape[0] == 2
+
+
+def test_cost_model_counts_and_latency(supernet):
+    from lrpe_hf.nas.flops import model_flops
+    from lrpe_hf.nas.pipeline import SupernetCostModel
+    from lrpe_hf.nas.search import Constraints, EvolutionarySearch
+
+    cost = SupernetCostModel(supernet, warmup=1, runs=5)
+    arch = supernet.space.sample_arch(2)
+    assert cost.params(arch) == supernet.export(arch).num_parameters()
+    assert cost.flops(arch) == model_flops(supernet.sub_config(arch))
+    assert cost.latency_ms(arch) > 0
+    search = EvolutionarySearch(supernet.space, lambda a: 0.0, cost, Constraints(max_latency_ms=1e-9), progress=False)
+    assert search.violation(arch).startswith("latency_ms=")
