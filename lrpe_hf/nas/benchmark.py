@@ -69,7 +69,9 @@ def _throughput(models: dict, image_size: int, batch: int = 64, rounds: int = 5,
 
 def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_size=32, patch_size=4,
                   supernet_steps=1500, supernet_lr=2e-3, retrain_steps=800, retrain_lr=1e-3, batch_size=64,
-                  seeds=(0,), evolution=None, work_dir="outputs/bench_nas", log=print):
+                  seeds=(0,), evolution=None, work_dir="outputs/bench_nas", reuse: bool = False, log=print):
+    """Run the protocol of the module docstring; ``reuse=True`` takes the super-network and the search result
+    already in ``work_dir`` (from an earlier run with the same settings) and only retrains and measures."""
     from .pipeline import SupernetCostModel, load_image_data, run_search, run_train_supernet
 
     space = get_search_space(search_space)
@@ -77,12 +79,22 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
     out.mkdir(parents=True, exist_ok=True)
     work = Path(work_dir)
     t0 = time.time()
-    log(f"[1/4] training the super-network ({supernet_steps} steps)")
-    supernet, trainer = run_train_supernet(
-        space.name, dataset, work / "supernet", image_size=image_size, patch_size=patch_size, max_steps=supernet_steps,
-        batch_size=batch_size, learning_rate=supernet_lr, overwrite_output_dir=True,
-    )
-    supernet_seconds = time.time() - t0
+    if reuse:
+        from .supernet import MixFormerSuperNetwork
+
+        log(f"[1/4] reusing the super-network in {work / 'supernet'}")
+        supernet = MixFormerSuperNetwork.from_pretrained(work / "supernet", search_space=space)
+        train_log = json.loads((work / "supernet" / "train_log.json").read_text())
+        supernet_steps, supernet_seconds = train_log["max_steps"], train_log["seconds"]
+        image_size = supernet.model_kwargs["image_size"]
+        patch_size = supernet.model_kwargs["patch_size"]
+    else:
+        log(f"[1/4] training the super-network ({supernet_steps} steps)")
+        supernet, trainer = run_train_supernet(
+            space.name, dataset, work / "supernet", image_size=image_size, patch_size=patch_size,
+            max_steps=supernet_steps, batch_size=batch_size, learning_rate=supernet_lr, overwrite_output_dir=True,
+        )
+        supernet_seconds = time.time() - t0
     kwargs = supernet.model_kwargs
     big = space.largest_arch("softmax")
     baselines = {"all-softmax": big}
@@ -91,11 +103,22 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
             baselines[f"all-{kind}"] = space.uniform_arch(big.embed_dim, big.encoder.depth, big.encoder.ffn_dims[0],
                                                          big.encoder.num_heads[0], kind)
     budget = model_flops(arch_to_config(big, space, **kwargs))
-    log(f"[2/4] evolutionary search under max_flops = {budget:.4g} (the all-softmax reference)")
     t1 = time.time()
-    best, result = run_search(work / "supernet", work / "search", dataset=dataset, constraints=Constraints(max_flops=budget),
-                              evolution=evolution, overwrite_output_dir=True)
-    search_seconds = time.time() - t1
+    if reuse:
+        log(f"[2/4] reusing the search in {work / 'search'}")
+        best = json.loads((work / "search" / "best.json").read_text())
+        records = [json.loads(line) for line in (work / "search" / "evaluated.jsonl").read_text().splitlines()]
+        if best["constraints"]["max_flops"] != budget:
+            raise ValueError(f"the saved search used max_flops={best['constraints']['max_flops']}, not {budget}")
+        search_seconds = best.get("search_seconds")
+    else:
+        log(f"[2/4] evolutionary search under max_flops = {budget:.4g} (the all-softmax reference)")
+        best, result = run_search(work / "supernet", work / "search", dataset=dataset,
+                                  constraints=Constraints(max_flops=budget), evolution=evolution, overwrite_output_dir=True)
+        records = result.records
+        search_seconds = time.time() - t1
+        best["search_seconds"] = search_seconds
+        (work / "search" / "best.json").write_text(json.dumps(best, indent=1))
     searched = Arch.from_dict(best["arch"])
     models = {"searched (mixed)": searched, **baselines}
 
@@ -160,9 +183,9 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
     }
     (out / "bench_nas.json").write_text(json.dumps(report, indent=1))
     (out / "bench_nas.md").write_text(_markdown(report))
-    _plot(report, result.records, out / "bench_nas.png")
-    front = pareto_front(result.records, True)
-    plot_pareto(result.records, front, out / "search_pareto.png", "super-network validation accuracy",
+    _plot(report, records, out / "bench_nas.png")
+    front = pareto_front(records, True)
+    plot_pareto(records, front, out / "search_pareto.png", "super-network validation accuracy",
                 best=best, limit=budget)
     return report
 
