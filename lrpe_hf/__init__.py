@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 #   CONFIG_CLASS, AUTO_MODEL_CLASSES ({"AutoModel": cls, "AutoModelForCausalLM": cls, ...}),
 #   and optionally IMAGE_PROCESSOR_CLASS.
 MODEL_TYPES: dict[str, str] = {
+    "lrpe": "lrpe",
+    "fixation_vit": "fixation_vit",
+    "dgfn": "dgfn",
     "lrpe_vit": "lrpe_vit",
     "mixformer": "mixformer",
 }
@@ -36,6 +39,22 @@ def _register_all() -> None:
 
 _register_all()
 
+from .models.lrpe import (  # noqa: E402
+    LrpeCache,
+    LrpeConfig,
+    LrpeForCausalLM,
+    LrpeForMaskedLM,
+    LrpeForSequenceClassification,
+    LrpeModel,
+)
+from .models.fixation_vit import (  # noqa: E402
+    FixationViTConfig,
+    FixationViTForVideoClassification,
+    FixationViTImageProcessor,
+    FixationViTModel,
+)
+from .models.dgfn import DgfnConfig, DgfnForImageSmoothing, DgfnImageProcessor  # noqa: E402
+from .models.dgfn.pipeline_dgfn import SmoothingPipeline  # noqa: E402
 from .models.mixformer import (  # noqa: E402
     MixFormerConfig,
     MixFormerForConditionalGeneration,

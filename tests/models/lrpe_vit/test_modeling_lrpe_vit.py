@@ -72,6 +72,17 @@ def test_random_parts_are_seeded_and_differ_per_layer():
     assert not e0.householder_v.requires_grad
 
 
+def test_fixed_householder_stays_frozen_after_reload(tmp_path):
+    model = AutoModel.from_config(tiny())
+    model.save_pretrained(tmp_path)
+    again = AutoModel.from_pretrained(tmp_path)
+    trainable = [n for n, p in again.named_parameters() if p.requires_grad and "householder" in n]
+    assert trainable == []
+    assert torch.equal(again.layers[1].attention.encoding.householder_v, model.layers[1].attention.encoding.householder_v)
+    learned = AutoModel.from_config(tiny(lrpe_householder_learned=True))
+    assert learned.layers[0].attention.encoding.householder_v.requires_grad
+
+
 def test_mean_pooling_without_cls_and_cls_pooling():
     torch.manual_seed(0)
     model = AutoModel.from_config(tiny()).eval()

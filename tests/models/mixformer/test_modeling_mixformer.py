@@ -261,7 +261,19 @@ def test_seq2seq_save_load_generate_identical_and_tied_embeddings(tmp_path):
     again = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
     assert again.lm_head.weight.data_ptr() == again.mixformer.shared.weight.data_ptr()
     assert again.mixformer.encoder.embed_tokens is again.mixformer.shared
+    assert not any("embed_tokens" in k for k in again.state_dict())  # one embedding, stored once
     assert torch.equal(again.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, num_beams=2), before)
+
+
+def test_untied_output_projection_round_trips(tmp_path):
+    model = random_seq2seq(tie_word_embeddings=False)
+    assert model.lm_head.weight.data_ptr() != model.mixformer.shared.weight.data_ptr()
+    ids, mask = source_batch()
+    model.save_pretrained(tmp_path)
+    again = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    dec = torch.ones(2, 3, dtype=torch.long)
+    assert torch.equal(again(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits,
+                       model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits)
 
 
 def test_sampling_and_refused_assisted_decoding():
