@@ -21,7 +21,7 @@ def _train(args) -> int:
         max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         gradient_accumulation_steps=args.gradient_accumulation_steps, seed=args.seed,
-        overwrite_output_dir=args.overwrite_output_dir,
+        overwrite_output_dir=args.overwrite_output_dir, max_length=args.max_length,
     )
     print(f"super-network saved to {args.output_dir}")
     return 0
@@ -38,7 +38,7 @@ def _search(args) -> int:
         search_space=args.search_space, eval_batch_size=args.eval_batch_size, max_eval_batches=args.max_eval_batches,
         seed=args.seed, overwrite_output_dir=args.overwrite_output_dir,
     )
-    print(f"best: {best['description']}  accuracy={best['score']:.4f}  params={best['params']:.0f}  "
+    print(f"best: {best['description']}  {best['score_name']}={best['score']:.4f}  params={best['params']:.0f}  "
           f"FLOPs={best['flops']:.4g}  -> {args.output_dir}/best.json")
     return 0
 
@@ -59,7 +59,10 @@ def register(subparsers) -> None:
     t = sub.add_parser("train-supernet", help="train a weight-sharing super-network (one sampled sub-network per step)")
     t.add_argument("--task", default="image-classification", choices=["image-classification", "translation"])
     t.add_argument("--search-space", default="small", help="preset name: small, cifar10, cifar10-lrpe, ...")
-    t.add_argument("--dataset", default="digits", help="'digits' (offline, scikit-learn) or a Hub dataset such as cifar10")
+    t.add_argument("--dataset", default="digits",
+                   help="image: 'digits' (offline, scikit-learn) or a Hub dataset such as cifar10; translation: a "
+                        "TSV / JSON-lines file of sentence pairs or hub:<name>:<config>:<src>:<tgt>")
+    t.add_argument("--max-length", type=int, default=64, help="translation: max tokens per sentence")
     t.add_argument("--output-dir", required=True)
     t.add_argument("--image-size", type=int, default=32)
     t.add_argument("--patch-size", type=int, default=8)
@@ -76,7 +79,7 @@ def register(subparsers) -> None:
     s = sub.add_parser("search", help="evolutionary search on a trained super-network")
     s.add_argument("--supernet", required=True)
     s.add_argument("--output-dir", required=True)
-    s.add_argument("--dataset", default="digits")
+    s.add_argument("--dataset", default="digits", help="the data the super-network was trained on (its validation split)")
     s.add_argument("--search-space", default=None, help="refuse a super-network trained for another space")
     s.add_argument("--max-params", type=float, default=None)
     s.add_argument("--max-flops", type=float, default=None)

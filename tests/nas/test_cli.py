@@ -47,3 +47,32 @@ def test_nas_cli_train_search_export(tmp_path, capsys):
     capsys.readouterr()
     assert main(["nas", "export", "--supernet", str(sn_dir), "--arch", str(bad_arch), "--output-dir", str(tmp_path / "m2")]) == 1
     assert "embed_dim=40 is outside" in capsys.readouterr().err
+
+
+def test_nas_cli_translation_end_to_end(tmp_path):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from lrpe_hf.nas.translation import bleu_of, load_parallel_splits, write_toy_corpus
+
+    corpus = tmp_path / "toy.tsv"
+    write_toy_corpus(corpus, 120)
+    sn_dir, search_dir, model_dir = tmp_path / "sn", tmp_path / "search", tmp_path / "model"
+    assert main(["nas", "train-supernet", "--task", "translation", "--search-space", "small-translation",
+                 "--dataset", str(corpus), "--output-dir", str(sn_dir), "--max-steps", "3", "--batch-size", "8"]) == 0
+    assert main(["nas", "search", "--supernet", str(sn_dir), "--dataset", str(corpus), "--output-dir", str(search_dir),
+                 "--population", "4", "--parents", "2", "--mutants", "1", "--crossovers", "1", "--iterations", "2",
+                 "--max-flops", "4e6"]) == 0
+    best = json.loads((search_dir / "best.json").read_text())
+    assert best["higher_is_better"] is False and best["score_name"] == "super-network validation loss"
+    assert main(["nas", "export", "--supernet", str(sn_dir), "--arch", str(search_dir / "best.json"),
+                 "--output-dir", str(model_dir)]) == 0
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    sn = MixFormerSuperNetwork.from_pretrained(sn_dir).eval()
+    sn.set_active_arch(load_arch(search_dir / "best.json", sn.space))
+    enc = tok(["one two three", "four"], return_tensors="pt", padding=True)
+    labels = tok(["eins zwei drei", "vier"], return_tensors="pt", padding=True)["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(**enc, labels=labels).logits, sn(**enc, labels=labels).logits, atol=1e-6, rtol=0)
+    _, val = load_parallel_splits(str(corpus))
+    assert 0.0 <= bleu_of(model, tok, val.select(range(4)), max_new_tokens=4, num_beams=2) <= 100.0
