@@ -8,7 +8,12 @@ import importlib
 import sys
 
 # sub-command name -> module under lrpe_hf.commands
-COMMANDS: dict[str, str] = {"nas": "nas"}
+COMMANDS: dict[str, str] = {
+    "push": "push",
+    "evaluate": "evaluate",
+    "bench": "bench",
+    "nas": "nas",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,7 +50,7 @@ def _check_positions(positions: torch.Tensor) -> torch.Tensor:
     positions = torch.as_tensor(positions)
     if positions.dtype.is_floating_point or positions.dtype == torch.bool or positions.is_complex():
         raise ValueError(f"positions must be an integer tensor, got dtype {positions.dtype}")
-    if positions.numel() and int(positions.min()) < 0:
+    if positions.numel() and not torch.compiler.is_compiling() and int(positions.min()) < 0:
         raise ValueError(f"positions must be >= 0, got a minimum of {int(positions.min())}")
     return positions
 
@@ -279,7 +279,7 @@ def lrpe(
     if core == "permutation":
         if permutation_table is not None:
             limit = permutation_table.shape[0]
-            if positions.numel() and int(positions.max()) >= limit:
+            if positions.numel() and not torch.compiler.is_compiling() and int(positions.max()) >= limit:
                 raise ValueError(
                     f"position {int(positions.max())} is beyond the permutation table ({limit} positions); "
                     f"raise max_position_embeddings"
@@ -380,7 +380,7 @@ def cosformer_reweight(x: torch.Tensor, positions: torch.Tensor, max_length: int
     positions = _check_positions(positions).to(x.device)
     if max_length < 1:
         raise ValueError(f"cosformer max_length must be >= 1, got {max_length}")
-    if positions.numel() and int(positions.max()) > max_length:
+    if positions.numel() and not torch.compiler.is_compiling() and int(positions.max()) > max_length:
         raise ValueError(f"position {int(positions.max())} exceeds cosFormer's max_length {max_length}")
     dtype = _compute_dtype(x)
     ang = positions.to(dtype).unsqueeze(-1) * (math.pi / (2 * max_length))

@@ -11,6 +11,7 @@ from transformers import (
     AutoModelForImageClassification,
     Trainer,
     TrainingArguments,
+    pipeline,
 )
 
 import lrpe_hf  # noqa: F401
@@ -126,6 +127,21 @@ def test_image_processor_resize_crop_normalise_and_saved_with_the_model(tmp_path
     assert isinstance(again, LrpeVitImageProcessor)
     assert torch.equal(again(images=[img], return_tensors="pt").pixel_values, pv[:1])
     assert model.eval()(pixel_values=pv).logits.shape == (2, 10)
+    classify = pipeline("image-classification", model=str(tmp_path))
+    scores = classify(img, top_k=3)
+    probs = model(pixel_values=pv[:1]).logits.softmax(-1)[0]
+    assert len(scores) == 3 and scores[0]["label"] == model.config.id2label[int(probs.argmax())]
+    assert abs(scores[0]["score"] - probs.max().item()) < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", sorted(LrpeVitConfig.PRESETS))
+def test_full_size_presets_forward(preset):
+    model = AutoModelForImageClassification.from_config(LrpeVitConfig.from_preset(preset, num_labels=1000)).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 21e6 < n_params < 23e6  # ViT-small size (DeiT-S: 22.1M with qkv bias)
+    with torch.no_grad():
+        assert model(pixel_values=torch.randn(1, 3, 224, 224)).logits.shape == (1, 1000)
 
 
 def _digits(n):

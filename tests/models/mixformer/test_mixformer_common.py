@@ -73,6 +73,10 @@ class MixFormerImageCommonTest(modeling_common.ModelTesterMixin, unittest.TestCa
     def test_inputs_embeds_matches_input_ids(self):
         pass
 
+    @pytest.mark.slow
+    def test_bc_torch_dtype(self):  # half-precision loads run slow CPU kernels (~25 s): slow suite only
+        super().test_bc_torch_dtype()
+
 
 @pytest.mark.slow
 class MixFormerImageCosformerSoftmaxCommonTest(MixFormerImageCommonTest):
@@ -128,3 +132,7 @@ class MixFormerSeq2SeqCommonTest(modeling_common.ModelTesterMixin, GenerationTes
         if return_labels and model_class is MixFormerForConditionalGeneration:
             inputs["labels"] = torch.full_like(inputs["decoder_input_ids"], 5)
         return inputs
+
+    @pytest.mark.slow
+    def test_bc_torch_dtype(self):  # half-precision loads run slow CPU kernels (~25 s): slow suite only
+        super().test_bc_torch_dtype()
