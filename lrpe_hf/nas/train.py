@@ -33,6 +33,9 @@ def train_supernet(supernet: MixFormerSuperNetwork, train_dataset, training_args
     ``trainer.sampling_callback.history``)."""
     from transformers import Trainer
 
+    if getattr(training_args, "ddp_find_unused_parameters", None) is None:
+        # Under DDP, the attention weights of the types a step did not pick (and skipped layers) get no gradient.
+        training_args.ddp_find_unused_parameters = True
     sampler = make_sampling_callback(supernet, seed=seed)
     trainer = Trainer(
         model=supernet,
