@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
     "push": "push",
     "evaluate": "evaluate",
     "bench": "bench",
+    "nas": "nas",
 }
 
 
