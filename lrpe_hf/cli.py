@@ -8,7 +8,9 @@ import importlib
 import sys
 
 # sub-command name -> module under lrpe_hf.commands
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "smooth": "smooth",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

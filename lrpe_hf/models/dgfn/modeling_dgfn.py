@@ -72,12 +72,17 @@ def class_balanced_bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -
     return (weight * bce).sum(dim=dims).mean() / num_pixels
 
 
-def _conv_block(in_ch: int, out_ch: int, kernel: int, batchnorm: bool) -> nn.Sequential:
-    layers = [nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=not batchnorm)]
-    if batchnorm:
-        layers.append(nn.BatchNorm2d(out_ch))
-    layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+class ConvBlock(nn.Module):
+    """`k x k` same-size convolution, optional BatchNorm (then the conv has no bias), ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, batchnorm: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=not batchnorm)
+        self.norm = nn.BatchNorm2d(out_ch) if batchnorm else nn.Identity()
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(hidden_states)))
 
 
 def _normalization_constants(config: DgfnConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +108,7 @@ class TexturePredictionNetwork(nn.Module):
         self.mode = config.tpn_resample
         widths = [config.num_channels, *config.tpn_channels]
         self.branches = nn.ModuleList(
-            nn.Sequential(*[_conv_block(widths[i], widths[i + 1], 3, config.use_batchnorm) for i in range(len(widths) - 1)])
+            nn.Sequential(*[ConvBlock(widths[i], widths[i + 1], 3, config.use_batchnorm) for i in range(len(widths) - 1)])
             for _ in self.scales
         )
         self.fuse = nn.Conv2d(widths[-1] * len(self.scales), 1, 3, padding=1)
@@ -131,7 +136,7 @@ class VggStage(GradientCheckpointingLayer):
     def __init__(self, in_ch: int, out_ch: int, depth: int, pool: bool, batchnorm: bool):
         super().__init__()
         self.pool = nn.MaxPool2d(2, 2) if pool else nn.Identity()
-        self.convs = nn.Sequential(*[_conv_block(in_ch if i == 0 else out_ch, out_ch, 3, batchnorm) for i in range(depth)])
+        self.convs = nn.Sequential(*[ConvBlock(in_ch if i == 0 else out_ch, out_ch, 3, batchnorm) for i in range(depth)])
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.convs(self.pool(hidden_states))
@@ -188,7 +193,7 @@ class GuidedFilteringNetwork(nn.Module):
         super().__init__()
         k = config.filter_kernels
         widths = [config.num_channels + 2, *config.filter_channels]
-        self.blocks = nn.Sequential(*[_conv_block(widths[i], widths[i + 1], k[i], config.use_batchnorm) for i in range(3)])
+        self.blocks = nn.Sequential(*[ConvBlock(widths[i], widths[i + 1], k[i], config.use_batchnorm) for i in range(3)])
         self.out_conv = nn.Conv2d(widths[-1], config.num_channels, k[3], padding=k[3] // 2)
         self.out_norm = nn.BatchNorm2d(config.num_channels) if config.filter_output_batchnorm else nn.Identity()
         self.predict_residual = config.predict_residual
