@@ -141,7 +141,35 @@ def run_smoothing_benchmark(model_dir: str, dataset=None, output_dir: str = "doc
     (out / "bench.json").write_text(json.dumps(results, indent=2))
     (out / "bench.md").write_text(render_markdown(results))
     save_crops_figure(test_inputs, test_targets, test_outputs, out / "crops.png", num_crops=num_crops)
+    save_wild_figure(run_one, baselines, results, out / "wild.png")
     return results
+
+
+def save_wild_figure(run_one, baselines: dict, results: dict, path) -> None:
+    """Real photos with no ground truth ("in the wild", held out from training): input, best classical, DGFN."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from skimage import data
+
+    photos = {"chelsea": data.chelsea()[40:240, 120:370], "brick (texture)": np.dstack([data.brick()[384:512, :256]] * 3)}
+    best = results["summary"]["best_classical_psnr"]
+    fn = baselines[best][0]
+    params = results["methods"][best]["params"]
+    fig, axes = plt.subplots(len(photos), 3, figsize=(7.5, 2.4 * len(photos)), squeeze=False)
+    for r, (name, photo) in enumerate(photos.items()):
+        image = photo.astype(np.float32) / 255.0
+        for c, (title, shown) in enumerate(
+            [(f"input: {name}", image), (best.split(" (")[0], fn(image, **params)), ("DGFN", run_one(image))]
+        ):
+            axes[r][c].imshow(np.clip(shown, 0, 1))
+            axes[r][c].set_xticks([])
+            axes[r][c].set_yticks([])
+            axes[r][c].set_title(title, fontsize=8)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def render_markdown(results: dict) -> str:

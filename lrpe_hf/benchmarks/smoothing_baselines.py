@@ -2,7 +2,8 @@
 
 Every wrapper takes a float32 `(H, W, 3)` RGB image in [0, 1] plus keyword parameters in [0, 1] intensity units
 and returns a new float32 `(H, W, 3)` image in [0, 1]. **No wrapper modifies its input**: OpenCV's `l0Smooth`
-overwrites a float32 input in place, so every OpenCV call gets a private copy.
+overwrites a float32 input in place, so every OpenCV call gets a private copy. Parameter grids are swept on the
+validation split by `lrpe_hf.benchmarks.smoothing`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ def _finish(out: np.ndarray) -> np.ndarray:
 
 
 def l0_smooth(image, lambda_=0.02, kappa=2.0):
-    """L0 gradient minimisation (Xu et al. 2011), `cv2.ximgproc.l0Smooth`."""
-    import cv2
+    """L0 gradient minimisation (Xu et al. 2011), `cv2.ximgproc.l0Smooth` on a private copy; inputs smaller than
+    256 px are mirror-padded first (OpenCV's solver drifts the mean colour of small images, see
+    `lrpe_hf.data.smoothing_pairs.l0_smooth`)."""
+    from ..data.smoothing_pairs import l0_smooth as _l0
 
-    return _finish(cv2.ximgproc.l0Smooth(np.array(_check(image), dtype=np.float32, copy=True), lambda_=lambda_, kappa=kappa))
+    return _finish(_l0(_check(image), lambda_=lambda_, kappa=kappa))
 
 
 def rolling_guidance(image, sigma_space=3.0, sigma_color=0.05, iterations=4):

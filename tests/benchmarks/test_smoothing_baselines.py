@@ -8,7 +8,7 @@ def test_l0smooth_float32_input_is_not_modified_in_place():
     """cv2.ximgproc.l0Smooth overwrites a float32 source in place; the wrapper must hand it a copy."""
     import cv2
 
-    image = np.random.default_rng(0).random((24, 24, 3)).astype(np.float32)
+    image = np.random.default_rng(0).random((256, 256, 3)).astype(np.float32)  # >= 256 px: no padding
     raw = image.copy()
     cv2.ximgproc.l0Smooth(raw, lambda_=0.02)  # documents the trap the wrapper guards against
     trap_present = not np.array_equal(raw, image)

@@ -224,6 +224,14 @@ class DgfnPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
                 init.zeros_(module.num_batches_tracked)
+        if isinstance(module, GuidedFilteringNetwork):
+            # start as the identity (residual) or mid-grey (direct): a kaiming-initialised last conv adds residuals of
+            # magnitude ~1 that take hundreds of steps to unlearn
+            if module.predict_residual:
+                init.zeros_(module.out_conv.weight)
+            else:
+                init.normal_(module.out_conv.weight, std=self.config.initializer_range)
+            init.zeros_(module.out_conv.bias)
         if isinstance(module, StructurePredictionNetwork):
             init.constant_(module.fuse.weight, self.config.spn_fuse_init)
             init.zeros_(module.fuse.bias)
