@@ -30,7 +30,7 @@ TEXTURE_NAMES = ("brick", "grass", "gravel")
 TEXTURE_ROWS = {"train": (0, 288), "validation": (288, 384), "test": (384, 512)}
 # photos flattened into structure images; disjoint across splits (chelsea and cat are the same photo: test only)
 PHOTO_SPLITS = {
-    "train": ("astronaut", "rocket", "immunohistochemistry", "colorwheel", "hubble_deep_field"),
+    "train": ("astronaut", "rocket", "immunohistochemistry", "colorwheel", "camera"),
     "validation": ("coffee",),
     "test": ("chelsea", "stereo_motorcycle"),
 }
@@ -50,8 +50,8 @@ class SmoothingPairConfig:
     colour_gain_range: tuple[float, float] = (0.3, 1.7)
     whole_image_mask_prob: float = 0.3
     texture_gain: float = 3.0  # k in tanh(k * sum_c |I - S|)
-    edge_threshold: float = 0.04
-    l0_lambda_range: tuple[float, float] = (0.01, 0.04)
+    edge_threshold: float = 0.08
+    l0_lambda_range: tuple[float, float] = (0.02, 0.06)
     texture_split: str = "regions"
 
     def __post_init__(self):
@@ -183,10 +183,8 @@ def l0_smooth(image: np.ndarray, lambda_: float = 0.02, kappa: float = 2.0, min_
 
 
 def flattened_photo(name: str, size: tuple[int, int], rng: np.random.Generator, lambda_range=(0.01, 0.04)) -> np.ndarray:
-    """A random crop of a scikit-image photo, flattened into a structure-only image by L0 smoothing.
-
-    The crop (at least 256 px where the photo allows) is flattened at full resolution, then resized to `size`.
-    """
+    """A random crop of a scikit-image photo, resized to `size`, flattened into a structure-only image by L0
+    smoothing (at the output resolution, mirror-padded so OpenCV's solver stays unbiased)."""
     from skimage.transform import resize
 
     photo = _skimage_image(name)
@@ -194,18 +192,17 @@ def flattened_photo(name: str, size: tuple[int, int], rng: np.random.Generator, 
         photo = np.repeat(photo[..., None], 3, axis=-1)
     photo = photo[..., :3].astype(np.float32) / 255.0
     height, width = size
-    # crop a window 1-2.5x the output size, but at least 256 px (flattening is done at that resolution)
-    zoom = rng.uniform(1.0, 2.5)
-    ch = min(photo.shape[0], max(256, int(round(height * zoom))))
-    cw = min(photo.shape[1], max(256, int(round(width * zoom))))
+    # crop a window 1-3x the output size and resize it to the output
+    zoom = rng.uniform(1.0, 3.0)
+    ch = min(photo.shape[0], int(round(height * zoom)))
+    cw = min(photo.shape[1], int(round(width * zoom)))
     y0 = int(rng.integers(0, photo.shape[0] - ch + 1))
     x0 = int(rng.integers(0, photo.shape[1] - cw + 1))
-    flat = l0_smooth(photo[y0 : y0 + ch, x0 : x0 + cw], lambda_=float(rng.uniform(*lambda_range)))
-    # nearest-neighbour down-sampling keeps the flat regions flat and the steps sharp
-    return np.clip(resize(flat, (height, width), order=0, anti_aliasing=False), 0, 1).astype(np.float32)
+    crop = resize(photo[y0 : y0 + ch, x0 : x0 + cw], (height, width), anti_aliasing=True).astype(np.float32)
+    return np.clip(l0_smooth(crop, lambda_=float(rng.uniform(*lambda_range))), 0, 1).astype(np.float32)
 
 
-def structure_edges(structure: np.ndarray, threshold: float = 0.04) -> np.ndarray:
+def structure_edges(structure: np.ndarray, threshold: float = 0.08) -> np.ndarray:
     """Binary edge map (float32 {0, 1}) of a structure image: per-channel Sobel magnitude, max over channels."""
     from skimage.filters import sobel
 
