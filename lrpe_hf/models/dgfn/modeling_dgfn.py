@@ -195,6 +195,7 @@ class GuidedFilteringNetwork(nn.Module):
         widths = [config.num_channels + 2, *config.filter_channels]
         self.blocks = nn.Sequential(*[ConvBlock(widths[i], widths[i + 1], k[i], config.use_batchnorm) for i in range(3)])
         self.out_conv = nn.Conv2d(widths[-1], config.num_channels, k[3], padding=k[3] // 2)
+        self.out_conv.is_filter_output = True  # read by _init_weights
         self.out_norm = nn.BatchNorm2d(config.num_channels) if config.filter_output_batchnorm else nn.Identity()
         self.predict_residual = config.predict_residual
 
@@ -224,14 +225,15 @@ class DgfnPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
                 init.zeros_(module.num_batches_tracked)
-        if isinstance(module, GuidedFilteringNetwork):
+        if isinstance(module, nn.Conv2d) and getattr(module, "is_filter_output", False):
             # start as the identity (residual) or mid-grey (direct): a kaiming-initialised last conv adds residuals of
-            # magnitude ~1 that take hundreds of steps to unlearn
-            if module.predict_residual:
-                init.zeros_(module.out_conv.weight)
+            # magnitude ~1 that take hundreds of steps to unlearn. (Handled on the conv itself: Transformers only
+            # visits modules that own parameters or buffers.)
+            if self.config.predict_residual:
+                init.zeros_(module.weight)
             else:
-                init.normal_(module.out_conv.weight, std=self.config.initializer_range)
-            init.zeros_(module.out_conv.bias)
+                init.normal_(module.weight, std=self.config.initializer_range)
+            init.zeros_(module.bias)
         if isinstance(module, StructurePredictionNetwork):
             init.constant_(module.fuse.weight, self.config.spn_fuse_init)
             init.zeros_(module.fuse.bias)

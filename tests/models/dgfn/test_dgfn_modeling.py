@@ -244,3 +244,10 @@ def test_peft_lora_on_the_convolutions(tmp_path):
         torch.testing.assert_close(reloaded(pixel_values=x).reconstruction, expected)
         merged = reloaded.merge_and_unload()
         torch.testing.assert_close(merged(pixel_values=x).reconstruction, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_residual_filter_starts_as_the_identity():
+    model = DgfnForImageSmoothing(DgfnConfig.from_preset("small")).eval()
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values=x).reconstruction, x)
