@@ -354,9 +354,11 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
         def crop(t):
             return t[..., :height, :width]
 
-        run_tpn = guidance == "predicted" and stage in ("tpn", "joint")
-        run_spn = guidance == "predicted" and stage in ("spn", "joint")
+        # a sub-network runs when it is trained in this stage, or when the filter needs its predicted guidance
         run_filter = stage in ("filter", "joint")
+        run_tpn = stage == "tpn" or (guidance == "predicted" and run_filter)
+        run_spn = stage == "spn" or (guidance == "predicted" and run_filter)
+        train_tpn, train_spn = stage in ("tpn", "joint"), stage in ("spn", "joint")
 
         # guidance maps at the padded size (fed to the filter) and cropped (returned, used by the losses)
         texture_padded = structure_padded = side_logits = fused_logits = reconstruction = None
@@ -380,9 +382,9 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
         filter_loss = texture_loss = structure_loss = None
         if labels is not None and reconstruction is not None and cfg.loss_weight_filter > 0:
             filter_loss = F.mse_loss(reconstruction, labels.to(reconstruction.dtype))
-        if texture_labels is not None and run_tpn and cfg.loss_weight_tpn > 0:
+        if texture_labels is not None and run_tpn and train_tpn and cfg.loss_weight_tpn > 0:
             texture_loss = F.mse_loss(texture_map, texture_labels)
-        if structure_labels is not None and run_spn and cfg.loss_weight_spn > 0:
+        if structure_labels is not None and run_spn and train_spn and cfg.loss_weight_spn > 0:
             structure_loss = sum(class_balanced_bce_with_logits(s, structure_labels) for s in side_logits)
             if cfg.spn_balance_fused:
                 structure_loss = structure_loss + class_balanced_bce_with_logits(fused_logits, structure_labels)

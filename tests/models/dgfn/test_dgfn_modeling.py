@@ -144,6 +144,14 @@ def test_training_stages_freeze_and_restrict_the_loss():
     model.set_training_stage("filter")  # defaults to ground-truth guidance
     out = model(**inputs)
     torch.testing.assert_close(out.structure_map, inputs["structure_labels"])
+    assert out.texture_loss is None and out.structure_loss is None
+    # the filter stage can also be trained on predicted (frozen) guidance: only the filter gets gradients
+    model.zero_grad()
+    out = model(**inputs, guidance="predicted")
+    assert out.texture_loss is None and out.structure_loss is None and out.structure_side_outputs is not None
+    out.loss.backward()
+    assert all(p.grad is None for p in model.texture_network.parameters())
+    assert all(p.grad is None for p in model.structure_network.parameters())
     with pytest.raises(ValueError, match="stage"):
         model.set_training_stage("everything")
 
