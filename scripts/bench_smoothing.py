@@ -21,6 +21,7 @@ def main():
     p.add_argument("--output_dir", default="docs/results/smoothing")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (same for every method)")
     p.add_argument("--timing_size", type=int, default=512)
+    p.add_argument("--sweep_images", type=int, default=40, help="validation images used for the parameter sweep")
     a = p.parse_args()
     if a.dataset_dir:
         import datasets
@@ -37,7 +38,7 @@ def main():
         seed = cfg["seed"]
         data = build_smoothing_dataset(0, cfg["num_validation"], cfg["num_test"], seed=seed, size=cfg["image_size"])
     results = run_smoothing_benchmark(a.model, data, a.output_dir, threads=a.threads, timing_size=a.timing_size,
-                                      seed=seed)
+                                      seed=seed, sweep_images=a.sweep_images)
     print(Path(a.output_dir, "bench.md").read_text())
     print(json.dumps(results["summary"], indent=2))
 

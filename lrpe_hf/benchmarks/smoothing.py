@@ -70,9 +70,10 @@ def dgfn_smoother(model, batch_size: int = 16):
 
 def run_smoothing_benchmark(model_dir: str, dataset=None, output_dir: str = "docs/results/smoothing",
                             threads: int = 1, timing_size: int = 512, num_crops: int = 4, seed: int = 0,
-                            baselines: dict | None = None) -> dict:
+                            baselines: dict | None = None, sweep_images: int | None = 40) -> dict:
     """Sweep baselines on validation, score everything on test, time on a `timing_size`^2 test image; write
-    `bench.json`, `bench.md` and `crops.png` under `output_dir`. Returns the results dict."""
+    `bench.json`, `bench.md` and `crops.png` under `output_dir`. The sweep uses the first `sweep_images`
+    validation images (None: all). Returns the results dict."""
     import cv2
     import torch
     from transformers import AutoModelForImageToImage
@@ -86,7 +87,7 @@ def run_smoothing_benchmark(model_dir: str, dataset=None, output_dir: str = "doc
     model = AutoModelForImageToImage.from_pretrained(model_dir)
     run_batch, run_one = dgfn_smoother(model)
 
-    val_inputs, val_targets = _split_arrays(dataset, "validation")
+    val_inputs, val_targets = _split_arrays(dataset, "validation", sweep_images)
     test_inputs, test_targets = _split_arrays(dataset, "test")
     timing_image = next(generate_pairs("test", 1, seed=seed + 1000, size=(timing_size, timing_size)))["image"]
 

@@ -72,7 +72,8 @@ def run(args) -> int:
             print(f"[{index}/{len(inputs)}] {path} ({w}x{h}) -> {plan['image']}", flush=True)
         except (ValueError, OSError, RuntimeError) as err:  # report, go on with the next file
             failed += 1
-            print(f"[{index}/{len(inputs)}] {path}: error: {err}", file=sys.stderr, flush=True)
+            message = str(err).removeprefix(f"{path}: ")
+            print(f"[{index}/{len(inputs)}] {path}: error: {message}", file=sys.stderr, flush=True)
     if failed:
         print(f"{failed} of {len(inputs)} file(s) failed", file=sys.stderr)
         return 1
