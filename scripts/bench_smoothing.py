@@ -16,7 +16,9 @@ from lrpe_hf.benchmarks.smoothing import run_smoothing_benchmark
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="folder of a trained DgfnForImageSmoothing")
+    p.add_argument("--model", required=True, action="append",
+                   help="folder of a trained DgfnForImageSmoothing (repeat to compare several; the first one's "
+                        "train_results.json gives the dataset settings)")
     p.add_argument("--dataset_dir", default=None)
     p.add_argument("--output_dir", default="docs/results/smoothing")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (same for every method)")
@@ -31,13 +33,14 @@ def main():
     else:
         from lrpe_hf.data.smoothing_pairs import build_smoothing_dataset
 
-        results_file = Path(a.model) / "train_results.json"
+        results_file = Path(a.model[0]) / "train_results.json"
         if not results_file.is_file():
             raise SystemExit(f"{results_file} not found: pass --dataset_dir")
         cfg = json.loads(results_file.read_text())["config"]
         seed = cfg["seed"]
         data = build_smoothing_dataset(0, cfg["num_validation"], cfg["num_test"], seed=seed, size=cfg["image_size"])
-    results = run_smoothing_benchmark(a.model, data, a.output_dir, threads=a.threads, timing_size=a.timing_size,
+    models = {f"DGFN ({Path(m).name})": m for m in a.model}
+    results = run_smoothing_benchmark(models, data, a.output_dir, threads=a.threads, timing_size=a.timing_size,
                                       seed=seed, sweep_images=a.sweep_images)
     print(Path(a.output_dir, "bench.md").read_text())
     print(json.dumps(results["summary"], indent=2))

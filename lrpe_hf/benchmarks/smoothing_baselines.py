@@ -84,14 +84,14 @@ def bilateral_skimage(image, sigma_color=0.1, sigma_spatial=2.0):
 
 # name -> (function, parameter grid swept on the validation split)
 BASELINES: dict[str, tuple[Callable, list[dict]]] = {
-    "L0 (cv2 l0Smooth)": (l0_smooth, [{"lambda_": v} for v in (0.002, 0.005, 0.01, 0.02, 0.04)]),
+    "L0 (cv2 l0Smooth)": (l0_smooth, [{"lambda_": v} for v in (0.005, 0.01, 0.02, 0.04, 0.08)]),
     "RGF (cv2 rollingGuidanceFilter)": (
-        rolling_guidance, [{"sigma_space": s, "sigma_color": c} for s in (1.5, 3.0, 5.0) for c in (0.05, 0.1, 0.2)]),
+        rolling_guidance, [{"sigma_space": s, "sigma_color": c} for s in (2.0, 4.0, 8.0) for c in (0.05, 0.1, 0.2)]),
     "BTF (cv2 bilateralTextureFilter)": (
         bilateral_texture, [{"radius": r, "iterations": n} for r in (2, 3, 5) for n in (1, 2, 4)]),
-    "GF (cv2 guidedFilter)": (guided_filter, [{"radius": r, "eps": e} for r in (2, 4, 8) for e in (0.05, 0.1, 0.2)]),
+    "GF (cv2 guidedFilter)": (guided_filter, [{"radius": r, "eps": e} for r in (2, 4, 8) for e in (0.05, 0.1, 0.2, 0.4)]),
     "FGS (cv2 fastGlobalSmootherFilter)": (
-        fast_global_smoother, [{"lambda_": l, "sigma_color": c} for l in (10.0, 50.0, 200.0) for c in (0.02, 0.05, 0.1)]),
+        fast_global_smoother, [{"lambda_": l, "sigma_color": c} for l in (50.0, 200.0, 800.0) for c in (0.02, 0.05, 0.1)]),
     "TV (skimage denoise_tv_chambolle)": (tv_chambolle, [{"weight": w} for w in (0.02, 0.05, 0.1, 0.2, 0.4)]),
     "bilateral (skimage denoise_bilateral)": (
         bilateral_skimage, [{"sigma_color": c, "sigma_spatial": s} for c in (0.05, 0.1, 0.2) for s in (1.0, 2.0, 4.0)]),

@@ -15,7 +15,7 @@ def test_benchmark_selects_on_validation_and_writes_table_json_and_figures(tmp_p
     subset = {name: BASELINES[name] for name in ("GF (cv2 guidedFilter)", "FGS (cv2 fastGlobalSmootherFilter)")}
     results = run_smoothing_benchmark(str(tmp_path / "model"), data, str(tmp_path / "out"), timing_size=32,
                                       baselines=subset, num_crops=2)
-    for name in ("GF (cv2 guidedFilter)", "DGFN (ours)", "input (no smoothing)"):
+    for name in ("GF (cv2 guidedFilter)", "DGFN (ours)", "DGFN (ours) + ground-truth guidance (oracle)", "input (no smoothing)"):
         assert name in results["methods"]
     gf = results["methods"]["GF (cv2 guidedFilter)"]
     # the chosen parameters are the best of the validation sweep, not of the test split
