@@ -55,6 +55,9 @@ def test_presets_and_spec_parameter_counts():
     # conv biases are dropped before BatchNorm: spec counts (7,969 / 73,027) minus those redundant biases
     assert count(model.texture_network) == 7_969 - 4 * (16 + 8 + 4)
     assert count(model.filter_network) == 73_027 - (64 + 32 + 16)
+    with torch.no_grad():  # the full layout runs on an odd size too
+        out = model.eval()(pixel_values=torch.rand(1, 3, 19, 21))
+    assert out.reconstruction.shape == (1, 3, 19, 21) and 0 <= out.reconstruction.min() <= out.reconstruction.max() <= 1
 
 
 @pytest.mark.parametrize("size", [(1, 1), (5, 7), (16, 16), (21, 34), (37, 3)])
