@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "bench": "bench",
     "nas": "nas",
+    "smooth": "smooth",
 }
 
 

@@ -26,14 +26,15 @@ class SmoothingTrainingConfig:
     preset: str = "small"
     config_overrides: dict = field(default_factory=dict)
     dataset_dir: str | None = None  # a DatasetDict saved with save_to_disk; generated when None
-    num_train: int = 1600
+    save_dataset_dir: str | None = None  # where a generated dataset is saved (default: "<output_dir>-dataset")
+    num_train: int = 2000
     num_validation: int = 120
     num_test: int = 120
-    image_size: int = 64
+    image_size: int = 48
     seed: int = 0
-    stage_steps: dict = field(default_factory=lambda: {"tpn": 150, "spn": 250, "filter": 300, "joint": 200})
+    stage_steps: dict = field(default_factory=lambda: {"tpn": 200, "spn": 300, "filter": 600, "joint": 300})
     stage_learning_rates: dict = field(default_factory=lambda: {"tpn": 2e-3, "spn": 1e-3, "filter": 2e-3, "joint": 3e-4})
-    batch_size: int = 16
+    batch_size: int = 8
     eval_batch_size: int = 32
     weight_decay: float = 0.0
     logging_steps: int = 25
@@ -123,6 +124,8 @@ def train_smoothing(cfg: SmoothingTrainingConfig) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data = load_or_build_dataset(cfg)
+    if not cfg.dataset_dir:
+        data.save_to_disk(cfg.save_dataset_dir or f"{str(out_dir).rstrip('/')}-dataset")
     splits = {name: data[name].with_transform(smoothing_batch_transform) for name in ("train", "validation", "test")}
     data_seconds = time.time() - t0
 

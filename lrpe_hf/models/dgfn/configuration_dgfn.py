@@ -22,6 +22,8 @@ PRESETS: dict[str, dict] = {
         "spn_width_multiplier": 0.25,
         "spn_stage_depths": (2, 2, 2, 2, 2),
         "spn_batchnorm": True,
+        "filter_channels": (32, 32, 16),
+        "filter_kernels": (5, 5, 3, 3),
         "predict_residual": True,
     },
     # Tests: a few thousand parameters.

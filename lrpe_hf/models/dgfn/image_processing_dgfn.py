@@ -102,12 +102,15 @@ class DgfnImageProcessor(PilBackend):
     do_pad = False
     do_convert_rgb = True
 
-    def _preprocess_image_like_inputs(self, images, *args, **kwargs) -> BatchFeature:
+    def _validate_preprocess_kwargs(self, **kwargs):
         if kwargs.get("do_resize") or kwargs.get("do_normalize") or kwargs.get("do_center_crop") or kwargs.get("do_pad"):
             raise ValueError(
                 "DgfnImageProcessor never resizes, crops, pads or normalises (the model pads internally and "
                 "normalises its own SPN input); leave do_resize/do_center_crop/do_pad/do_normalize False"
             )
+        super()._validate_preprocess_kwargs(**kwargs)
+
+    def _preprocess_image_like_inputs(self, images, *args, **kwargs) -> BatchFeature:
         if isinstance(images, (list, tuple)):
             flat = list(images)
         elif isinstance(images, np.ndarray) and images.ndim == 4 or torch.is_tensor(images) and images.ndim == 4:

@@ -72,12 +72,17 @@ def class_balanced_bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -
     return (weight * bce).sum(dim=dims).mean() / num_pixels
 
 
-def _conv_block(in_ch: int, out_ch: int, kernel: int, batchnorm: bool) -> nn.Sequential:
-    layers = [nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=not batchnorm)]
-    if batchnorm:
-        layers.append(nn.BatchNorm2d(out_ch))
-    layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+class ConvBlock(nn.Module):
+    """`k x k` same-size convolution, optional BatchNorm (then the conv has no bias), ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, batchnorm: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=not batchnorm)
+        self.norm = nn.BatchNorm2d(out_ch) if batchnorm else nn.Identity()
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(hidden_states)))
 
 
 def _normalization_constants(config: DgfnConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +108,7 @@ class TexturePredictionNetwork(nn.Module):
         self.mode = config.tpn_resample
         widths = [config.num_channels, *config.tpn_channels]
         self.branches = nn.ModuleList(
-            nn.Sequential(*[_conv_block(widths[i], widths[i + 1], 3, config.use_batchnorm) for i in range(len(widths) - 1)])
+            nn.Sequential(*[ConvBlock(widths[i], widths[i + 1], 3, config.use_batchnorm) for i in range(len(widths) - 1)])
             for _ in self.scales
         )
         self.fuse = nn.Conv2d(widths[-1] * len(self.scales), 1, 3, padding=1)
@@ -131,7 +136,7 @@ class VggStage(GradientCheckpointingLayer):
     def __init__(self, in_ch: int, out_ch: int, depth: int, pool: bool, batchnorm: bool):
         super().__init__()
         self.pool = nn.MaxPool2d(2, 2) if pool else nn.Identity()
-        self.convs = nn.Sequential(*[_conv_block(in_ch if i == 0 else out_ch, out_ch, 3, batchnorm) for i in range(depth)])
+        self.convs = nn.Sequential(*[ConvBlock(in_ch if i == 0 else out_ch, out_ch, 3, batchnorm) for i in range(depth)])
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.convs(self.pool(hidden_states))
@@ -188,8 +193,9 @@ class GuidedFilteringNetwork(nn.Module):
         super().__init__()
         k = config.filter_kernels
         widths = [config.num_channels + 2, *config.filter_channels]
-        self.blocks = nn.Sequential(*[_conv_block(widths[i], widths[i + 1], k[i], config.use_batchnorm) for i in range(3)])
+        self.blocks = nn.Sequential(*[ConvBlock(widths[i], widths[i + 1], k[i], config.use_batchnorm) for i in range(3)])
         self.out_conv = nn.Conv2d(widths[-1], config.num_channels, k[3], padding=k[3] // 2)
+        self.out_conv.is_filter_output = True  # read by _init_weights
         self.out_norm = nn.BatchNorm2d(config.num_channels) if config.filter_output_batchnorm else nn.Identity()
         self.predict_residual = config.predict_residual
 
@@ -219,6 +225,15 @@ class DgfnPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
                 init.zeros_(module.running_mean)
                 init.ones_(module.running_var)
                 init.zeros_(module.num_batches_tracked)
+        if isinstance(module, nn.Conv2d) and getattr(module, "is_filter_output", False):
+            # start as the identity (residual) or mid-grey (direct): a kaiming-initialised last conv adds residuals of
+            # magnitude ~1 that take hundreds of steps to unlearn. (Handled on the conv itself: Transformers only
+            # visits modules that own parameters or buffers.)
+            if self.config.predict_residual:
+                init.zeros_(module.weight)
+            else:
+                init.normal_(module.weight, std=self.config.initializer_range)
+            init.zeros_(module.bias)
         if isinstance(module, StructurePredictionNetwork):
             init.constant_(module.fuse.weight, self.config.spn_fuse_init)
             init.zeros_(module.fuse.bias)
@@ -339,9 +354,11 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
         def crop(t):
             return t[..., :height, :width]
 
-        run_tpn = guidance == "predicted" and stage in ("tpn", "joint")
-        run_spn = guidance == "predicted" and stage in ("spn", "joint")
+        # a sub-network runs when it is trained in this stage, or when the filter needs its predicted guidance
         run_filter = stage in ("filter", "joint")
+        run_tpn = stage == "tpn" or (guidance == "predicted" and run_filter)
+        run_spn = stage == "spn" or (guidance == "predicted" and run_filter)
+        train_tpn, train_spn = stage in ("tpn", "joint"), stage in ("spn", "joint")
 
         # guidance maps at the padded size (fed to the filter) and cropped (returned, used by the losses)
         texture_padded = structure_padded = side_logits = fused_logits = reconstruction = None
@@ -365,9 +382,9 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
         filter_loss = texture_loss = structure_loss = None
         if labels is not None and reconstruction is not None and cfg.loss_weight_filter > 0:
             filter_loss = F.mse_loss(reconstruction, labels.to(reconstruction.dtype))
-        if texture_labels is not None and run_tpn and cfg.loss_weight_tpn > 0:
+        if texture_labels is not None and run_tpn and train_tpn and cfg.loss_weight_tpn > 0:
             texture_loss = F.mse_loss(texture_map, texture_labels)
-        if structure_labels is not None and run_spn and cfg.loss_weight_spn > 0:
+        if structure_labels is not None and run_spn and train_spn and cfg.loss_weight_spn > 0:
             structure_loss = sum(class_balanced_bce_with_logits(s, structure_labels) for s in side_logits)
             if cfg.spn_balance_fused:
                 structure_loss = structure_loss + class_balanced_bce_with_logits(fused_logits, structure_labels)

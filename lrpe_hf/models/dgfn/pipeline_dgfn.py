@@ -102,6 +102,9 @@ class SmoothingPipeline:
             from transformers import AutoImageProcessor, AutoModelForImageToImage
 
             source = model
+            looks_local = Path(source).is_absolute() or str(source).startswith((".", "~")) or str(source).count("/") > 1
+            if looks_local and not Path(source).expanduser().is_dir():
+                raise FileNotFoundError(f"model folder {source} does not exist")
             model = AutoModelForImageToImage.from_pretrained(source)
             if image_processor is None:
                 try:

@@ -1,0 +1,1 @@
+"""Benchmarks callable from Python (the scripts in scripts/ only parse arguments): baselines, timing, tables."""

@@ -1,0 +1,28 @@
+import json
+
+import torch
+
+from lrpe_hf import DgfnConfig, DgfnForImageSmoothing
+from lrpe_hf.benchmarks.smoothing import run_smoothing_benchmark
+from lrpe_hf.benchmarks.smoothing_baselines import BASELINES
+from lrpe_hf.data.smoothing_pairs import build_smoothing_dataset
+
+
+def test_benchmark_selects_on_validation_and_writes_table_json_and_figures(tmp_path):
+    torch.manual_seed(0)
+    DgfnForImageSmoothing(DgfnConfig.from_preset("tiny")).save_pretrained(tmp_path / "model")
+    data = build_smoothing_dataset(0, 3, 3, seed=0, size=24)
+    subset = {name: BASELINES[name] for name in ("GF (cv2 guidedFilter)", "FGS (cv2 fastGlobalSmootherFilter)")}
+    results = run_smoothing_benchmark(str(tmp_path / "model"), data, str(tmp_path / "out"), timing_size=32,
+                                      baselines=subset, num_crops=2)
+    for name in ("GF (cv2 guidedFilter)", "DGFN (ours)", "DGFN (ours) + ground-truth guidance (oracle)", "input (no smoothing)"):
+        assert name in results["methods"]
+    gf = results["methods"]["GF (cv2 guidedFilter)"]
+    # the chosen parameters are the best of the validation sweep, not of the test split
+    assert gf["validation_psnr"] == max(r["psnr"] for r in gf["validation_sweep"])
+    assert len(gf["validation_sweep"]) == len(subset["GF (cv2 guidedFilter)"][1])
+    assert gf["seconds_per_megapixel"] > 0
+    saved = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert saved["summary"] == results["summary"]
+    assert "| DGFN (ours) |" in (tmp_path / "out" / "bench.md").read_text()
+    assert (tmp_path / "out" / "crops.png").stat().st_size > 0 and (tmp_path / "out" / "wild.png").stat().st_size > 0

@@ -1,0 +1,264 @@
+import math
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageToImage
+
+import lrpe_hf  # noqa: F401  (registers the Auto classes)
+from lrpe_hf import DgfnConfig, DgfnForImageSmoothing, DgfnImageProcessor
+from lrpe_hf.models.dgfn import class_balanced_bce_with_logits
+
+
+def tiny(**overrides):
+    return DgfnConfig.from_preset("tiny", **overrides)
+
+
+def make_model(**overrides):
+    torch.manual_seed(0)
+    return DgfnForImageSmoothing(tiny(**overrides))
+
+
+def batch(b=2, h=21, w=34, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "pixel_values": torch.rand(b, 3, h, w, generator=g),
+        "labels": torch.rand(b, 3, h, w, generator=g),
+        "texture_labels": torch.rand(b, 1, h, w, generator=g),
+        "structure_labels": (torch.rand(b, 1, h, w, generator=g) > 0.85).float(),
+    }
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("tpn_resample", "bicubic"),
+        ("filter_kernels", (7, 5, 4, 5)),
+        ("filter_channels", (8, 8)),
+        ("spn_stage_depths", (1, 1, 1)),
+        ("loss_weight_tpn", -1.0),
+        ("spn_width_multiplier", 0.0),
+        ("tpn_scales", (1, 0)),
+        ("padding_mode", "wrap"),
+    ],
+)
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        DgfnConfig(**{field: value})
+
+
+def test_presets_and_spec_parameter_counts():
+    with pytest.raises(ValueError, match="preset"):
+        DgfnConfig.from_preset("huge")
+    model = DgfnForImageSmoothing(DgfnConfig())  # spec section 11 layout
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(model.structure_network) == 14_716_171  # HED on VGG16, spec section 3
+    # conv biases are dropped before BatchNorm: spec counts (7,969 / 73,027) minus those redundant biases
+    assert count(model.texture_network) == 7_969 - 4 * (16 + 8 + 4)
+    assert count(model.filter_network) == 73_027 - (64 + 32 + 16)
+    with torch.no_grad():  # the full layout runs on an odd size too
+        out = model.eval()(pixel_values=torch.rand(1, 3, 19, 21))
+    assert out.reconstruction.shape == (1, 3, 19, 21) and 0 <= out.reconstruction.min() <= out.reconstruction.max() <= 1
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 7), (16, 16), (21, 34), (37, 3)])
+def test_any_size_keeps_shape_and_ranges(size):
+    model = make_model().eval()
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        out = model(pixel_values=x)
+    assert out.reconstruction.shape == x.shape
+    assert out.texture_map.shape == out.structure_map.shape == (2, 1, *size)
+    assert len(out.structure_side_outputs) == 5
+    for t in (out.reconstruction, out.texture_map, out.structure_map, *out.structure_side_outputs):
+        assert t.min() >= 0 and t.max() <= 1
+
+
+def test_padding_is_cropped_not_leaked():
+    """A pixel far outside the receptive field of the crop must not change; outputs depend on the image only."""
+    model = make_model().eval()
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        a = model(pixel_values=x).reconstruction
+        b = model(pixel_values=x.clone()).reconstruction
+    torch.testing.assert_close(a, b)
+
+
+def test_residual_output_adds_to_the_image():
+    model = make_model(predict_residual=True).eval()
+    torch.nn.init.zeros_(model.filter_network.out_conv.weight)
+    torch.nn.init.zeros_(model.filter_network.out_conv.bias)
+    x = torch.rand(1, 3, 19, 23)
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values=x).reconstruction, x)
+
+
+def test_class_balanced_bce_balances_and_stays_finite():
+    target = (torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(1)) > 0.8).float()
+    logits = torch.zeros_like(target)  # bce = log 2 everywhere -> loss = mean_b 2 n+ n- / n^2 * log 2
+    n = target[0].numel()
+    pos = target.flatten(1).sum(1)
+    expected = (2 * pos * (n - pos) / n**2 * math.log(2)).mean()
+    torch.testing.assert_close(class_balanced_bce_with_logits(logits, target), expected)
+    # all-negative target: finite (0), no NaN
+    zero = class_balanced_bce_with_logits(torch.randn(2, 1, 8, 8), torch.zeros(2, 1, 8, 8))
+    assert torch.isfinite(zero) and zero == 0
+
+
+def test_loss_is_the_weighted_sum_and_skips_absent_labels():
+    model = make_model().train()
+    inputs = batch()
+    out = model(**inputs)
+    cfg = model.config
+    expected = cfg.loss_weight_filter * out.filter_loss + cfg.loss_weight_tpn * out.texture_loss + cfg.loss_weight_spn * out.structure_loss
+    torch.testing.assert_close(out.loss, expected)
+    # structure loss = 5 balanced sides + balanced fused map
+    out2 = model(pixel_values=inputs["pixel_values"], labels=inputs["labels"])
+    assert out2.texture_loss is None and out2.structure_loss is None
+    torch.testing.assert_close(out2.loss, cfg.loss_weight_filter * out2.filter_loss)
+    out3 = model(pixel_values=inputs["pixel_values"], labels=inputs["labels"], structure_labels=inputs["structure_labels"])
+    assert out3.texture_loss is None
+    torch.testing.assert_close(out3.loss, cfg.loss_weight_filter * out3.filter_loss + cfg.loss_weight_spn * out3.structure_loss)
+    assert model(pixel_values=inputs["pixel_values"]).loss is None
+
+
+def test_ground_truth_guidance_gives_tpn_and_spn_no_gradient():
+    model = make_model().train()
+    inputs = batch()
+    out = model(**inputs, guidance="ground_truth")
+    torch.testing.assert_close(out.texture_map, inputs["texture_labels"])
+    torch.testing.assert_close(out.structure_map, inputs["structure_labels"])
+    out.loss.backward()
+    for name, p in model.named_parameters():
+        if name.startswith(("texture_network", "structure_network")):
+            assert p.grad is None, name
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.filter_network.parameters() if p.ndim > 1)
+    with pytest.raises(ValueError, match="ground_truth"):
+        model(pixel_values=inputs["pixel_values"], guidance="ground_truth")
+
+
+def test_training_stages_freeze_and_restrict_the_loss():
+    model = make_model().train()
+    inputs = batch()
+    model.set_training_stage("tpn")
+    out = model(**inputs)
+    assert out.reconstruction is None and out.structure_map is None
+    torch.testing.assert_close(out.loss, model.config.loss_weight_tpn * out.texture_loss)
+    assert all(not p.requires_grad for p in model.structure_network.parameters())
+    model.set_training_stage("filter")  # defaults to ground-truth guidance
+    out = model(**inputs)
+    torch.testing.assert_close(out.structure_map, inputs["structure_labels"])
+    assert out.texture_loss is None and out.structure_loss is None
+    # the filter stage can also be trained on predicted (frozen) guidance: only the filter gets gradients
+    model.zero_grad()
+    out = model(**inputs, guidance="predicted")
+    assert out.texture_loss is None and out.structure_loss is None and out.structure_side_outputs is not None
+    out.loss.backward()
+    assert all(p.grad is None for p in model.texture_network.parameters())
+    assert all(p.grad is None for p in model.structure_network.parameters())
+    with pytest.raises(ValueError, match="stage"):
+        model.set_training_stage("everything")
+
+
+@pytest.mark.parametrize(
+    "pixels, match",
+    [
+        (torch.rand(1, 1, 8, 8), "channels"),
+        (torch.rand(1, 4, 8, 8), "channels"),
+        (torch.rand(3, 8, 8), r"\(batch, channels, height, width\)"),
+        (torch.full((1, 3, 8, 8), float("nan")), "NaN"),
+        (torch.full((1, 3, 8, 8), float("inf")), "NaN or infinite"),
+        (torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "floating point"),
+    ],
+)
+def test_bad_pixel_values_raise_clear_errors(pixels, match):
+    with pytest.raises(ValueError, match=match):
+        make_model()(pixel_values=pixels)
+
+
+def test_save_load_round_trip_is_exact_and_auto_classes_resolve(tmp_path):
+    model = make_model().eval()
+    # make BatchNorm statistics non-trivial so they must round-trip too
+    model.train()
+    model(pixel_values=torch.rand(2, 3, 16, 16))
+    model.eval()
+    model.save_pretrained(tmp_path)
+    DgfnImageProcessor().save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert type(AutoConfig.from_pretrained(tmp_path)) is DgfnConfig
+    loaded = AutoModelForImageToImage.from_pretrained(tmp_path).eval()
+    assert type(loaded) is DgfnForImageSmoothing
+    assert type(AutoModel.from_pretrained(tmp_path)) is DgfnForImageSmoothing
+    assert type(AutoImageProcessor.from_pretrained(tmp_path)) is DgfnImageProcessor
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2
+        assert torch.equal(a, b), k
+    # non-persistent normalisation buffers are rebuilt, not left as garbage from meta-device loading
+    torch.testing.assert_close(loaded.structure_network.input_mean, model.structure_network.input_mean)
+    x = torch.rand(2, 3, 13, 29)
+    with torch.no_grad():
+        a, b = model(pixel_values=x), loaded(pixel_values=x)
+    for name in ("reconstruction", "texture_map", "structure_map"):
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_return_dict_false_gives_a_tuple():
+    model = make_model().eval()
+    out = model(pixel_values=torch.rand(1, 3, 16, 16), return_dict=False)
+    assert isinstance(out, tuple) and out[0].shape == (1, 3, 16, 16)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    inputs = batch(h=32, w=32)
+    grads = []
+    for checkpointing in (False, True):
+        model = make_model().train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+            assert all(stage.gradient_checkpointing for stage in model.structure_network.stages)
+        model.zero_grad()
+        model(**inputs).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
+def test_peft_lora_on_the_convolutions(tmp_path):
+    peft = pytest.importorskip("peft")
+    model = make_model()
+    # BatchNorm running statistics change while training and are not LoRA weights: save the norms with the adapter
+    lora = peft.LoraConfig(r=2, lora_alpha=4, target_modules=["conv", "out_conv"], lora_dropout=0.0, modules_to_save=["norm"])
+    peft_model = peft.get_peft_model(model, lora)
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "modules_to_save" in n for n in trainable)
+    assert any("filter_network.out_conv.lora_A" in n for n in trainable)
+    assert any("structure_network.stages.0.convs.0.conv.lora_A" in n for n in trainable)
+    inputs = batch(h=16, w=16)
+    opt = torch.optim.Adam([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
+    peft_model.train()
+    first = None
+    for _ in range(5):
+        loss = peft_model(**inputs).loss
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert peft_model(**inputs).loss.item() < first
+    peft_model.eval()
+    x = inputs["pixel_values"]
+    with torch.no_grad():
+        expected = peft_model(pixel_values=x).reconstruction
+    peft_model.save_pretrained(tmp_path / "adapter")
+    base = make_model()
+    reloaded = peft.PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pixel_values=x).reconstruction, expected)
+        merged = reloaded.merge_and_unload()
+        torch.testing.assert_close(merged(pixel_values=x).reconstruction, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_residual_filter_starts_as_the_identity():
+    model = DgfnForImageSmoothing(DgfnConfig.from_preset("small")).eval()
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values=x).reconstruction, x)
