@@ -8,7 +8,10 @@ import importlib
 import sys
 
 # sub-command name -> module under lrpe_hf.commands
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "classify-video": "classify_video",
+    "train-video": "train_video",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
