@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from lrpe_hf.commands.bench_video import markdown_table, run_benchmark, write_results
+from lrpe_hf.commands.bench_video import MODEL_NAMES, markdown_table, run_benchmark, write_results
 
 
 def main(argv=None) -> int:
@@ -27,12 +27,14 @@ def main(argv=None) -> int:
     parser.add_argument("--train-repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     parser.add_argument("--output-dir", default="docs/results/video")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = run_benchmark(args.hidden_size, args.num_layers, args.num_heads, tuple(args.frames), args.image_size,
-                            args.batch_size, args.repeats, 1, args.train_repeats, not args.no_memory)
+                            args.batch_size, args.repeats, 1, args.train_repeats, not args.no_memory,
+                            tuple(args.models))
     out = write_results(results, args.output_dir)
     print(markdown_table(results))
     print(f"wrote {out}/bench.json, bench.md, bench.png")

@@ -19,22 +19,33 @@ from pathlib import Path
 import torch
 
 
-def build_models(hidden_size: int, num_layers: int, num_heads: int, num_frames: int, image_size: int = 224,
-                 num_labels: int = 174):
+MODEL_NAMES = ("fixation_vit", "fixation_vit_softmax", "timesformer", "timesformer_joint")
+REFERENCE = "timesformer"
+
+
+def build_model(name: str, hidden_size: int, num_layers: int, num_heads: int, num_frames: int, image_size: int = 224,
+                num_labels: int = 174):
+    """``fixation_vit`` (official LVT block), ``fixation_vit_softmax`` (same backbone, softmax attention),
+    ``timesformer`` (Transformers' TimeSformer, divided space-time, its default) or ``timesformer_joint``
+    (TimeSformer with joint space-time attention over all T * N tokens)."""
     from transformers import TimesformerConfig, TimesformerForVideoClassification
 
     from ..models.fixation_vit import FixationViTConfig, FixationViTForVideoClassification
 
-    lvt = FixationViTForVideoClassification(FixationViTConfig(
-        hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
-        intermediate_size=4 * hidden_size, num_frames=num_frames, image_size=image_size, num_labels=num_labels,
-    ))
-    timesformer = TimesformerForVideoClassification(TimesformerConfig(
-        hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
-        intermediate_size=4 * hidden_size, num_frames=num_frames, image_size=image_size, patch_size=16,
-        num_labels=num_labels, attention_type="divided_space_time",
-    ))
-    return {"fixation_vit": lvt, "timesformer": timesformer}
+    if name.startswith("fixation_vit"):
+        return FixationViTForVideoClassification(FixationViTConfig(
+            hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
+            intermediate_size=4 * hidden_size, num_frames=num_frames, image_size=image_size, num_labels=num_labels,
+            attention_type="softmax" if name.endswith("softmax") else "linear",
+        ))
+    if name.startswith("timesformer"):
+        return TimesformerForVideoClassification(TimesformerConfig(
+            hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
+            intermediate_size=4 * hidden_size, num_frames=num_frames, image_size=image_size, patch_size=16,
+            num_labels=num_labels,
+            attention_type="joint_space_time" if name.endswith("joint") else "divided_space_time",
+        ))
+    raise ValueError(f"unknown model {name!r}; choose from {MODEL_NAMES}")
 
 
 def _step(model, pixel_values, labels, train: bool):
@@ -59,7 +70,7 @@ def count_macs(model, pixel_values) -> int:
 
 def _memory_child(queue, name, spec, frames, batch, train):
     torch.manual_seed(0)
-    model = build_models(**spec, num_frames=frames)[name]
+    model = build_model(name, **spec, num_frames=frames)
     pixel_values = torch.randn(batch, frames, 3, spec.get("image_size", 224), spec.get("image_size", 224))
     labels = torch.zeros(batch, dtype=torch.long)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -78,16 +89,21 @@ def peak_memory_bytes(name, spec, frames, batch, train) -> int | None:
 
 
 def run_benchmark(hidden_size=512, num_layers=12, num_heads=8, frames_list=(8, 16, 32), image_size=224,
-                  batch_size=1, repeats=3, warmup=1, train_repeats=2, measure_memory=True, progress=print) -> dict:
+                  batch_size=1, repeats=3, warmup=1, train_repeats=2, measure_memory=True, model_names=MODEL_NAMES,
+                  progress=print) -> dict:
     spec = dict(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, image_size=image_size)
+    if REFERENCE not in model_names:
+        raise ValueError(f"the model list must include the reference {REFERENCE!r}")
     results = {
-        "setup": {**spec, "batch_size": batch_size, "repeats": repeats, "threads": torch.get_num_threads(),
-                  "torch": torch.__version__, "machine": platform.processor() or platform.machine()},
+        "setup": {**spec, "batch_size": batch_size, "repeats": repeats, "train_repeats": train_repeats,
+                  "threads": torch.get_num_threads(), "torch": torch.__version__,
+                  "machine": platform.processor() or platform.machine(), "models": list(model_names),
+                  "reference": REFERENCE},
         "rows": [],
     }
     for frames in frames_list:
         torch.manual_seed(0)
-        models = build_models(**spec, num_frames=frames)
+        models = {name: build_model(name, **spec, num_frames=frames) for name in model_names}
         pixel_values = torch.randn(batch_size, frames, 3, image_size, image_size)
         labels = torch.zeros(batch_size, dtype=torch.long)
         row = {"frames": frames}
@@ -99,26 +115,28 @@ def run_benchmark(hidden_size=512, num_layers=12, num_heads=8, frames_list=(8, 1
             for name, model in models.items():
                 for _ in range(warmup):
                     _step(model, pixel_values, labels, mode == "training")
-            for _ in range(reps):  # interleave the two models so load changes hit both alike
+            for _ in range(reps):  # interleave the models so load changes hit all alike
                 for name, model in models.items():
                     start = time.perf_counter()
                     _step(model, pixel_values, labels, mode == "training")
                     times[name].append(time.perf_counter() - start)
+            ref = batch_size / statistics.median(times[REFERENCE])
             for name in models:
-                row[name][f"{mode}_clips_per_s"] = batch_size / statistics.median(times[name])
-            row[f"{mode}_speedup"] = row["fixation_vit"][f"{mode}_clips_per_s"] / row["timesformer"][f"{mode}_clips_per_s"]
-            progress(f"{frames} frames {mode}: fixation_vit {row['fixation_vit'][f'{mode}_clips_per_s']:.3f} clips/s, "
-                     f"timesformer {row['timesformer'][f'{mode}_clips_per_s']:.3f} clips/s "
-                     f"(x{row[f'{mode}_speedup']:.2f})")
+                clips = batch_size / statistics.median(times[name])
+                row[name][f"{mode}_clips_per_s"] = clips
+                row[name][f"{mode}_speedup_vs_{REFERENCE}"] = clips / ref
+            progress(f"{frames} frames {mode}: " + ", ".join(
+                f"{n} {row[n][f'{mode}_clips_per_s']:.3f} clips/s (x{row[n][f'{mode}_speedup_vs_{REFERENCE}']:.2f})"
+                for n in models))
         del models
         if measure_memory:
-            for name in ("fixation_vit", "timesformer"):
+            for name in model_names:
                 for mode in ("inference", "training"):
                     row[name][f"{mode}_peak_memory_bytes"] = peak_memory_bytes(name, spec, frames, batch_size,
                                                                                mode == "training")
-            progress(f"{frames} frames memory: " + ", ".join(
-                f"{n} {m} {row[n][f'{m}_peak_memory_bytes'] / 2**20:.0f} MiB"
-                for n in ("fixation_vit", "timesformer") for m in ("inference", "training")
+            progress(f"{frames} frames peak memory (MiB): " + ", ".join(
+                f"{n} {m} {row[n][f'{m}_peak_memory_bytes'] / 2**20:.0f}"
+                for n in model_names for m in ("inference", "training")
                 if row[n].get(f"{m}_peak_memory_bytes") is not None))
         results["rows"].append(row)
     return results
@@ -130,49 +148,51 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = results["rows"]
+    rows, names = results["rows"], results["setup"]["models"]
     frames = [r["frames"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    width = 0.38
-    xs = range(len(frames))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    width = 0.8 / len(names)
     for ax, mode in zip(axes[:2], ("inference", "training")):
-        for offset, name in ((-width / 2, "fixation_vit"), (width / 2, "timesformer")):
-            ax.bar([x + offset for x in xs], [r[name][f"{mode}_clips_per_s"] for r in rows], width, label=name)
-        ax.set_xticks(list(xs), [str(f) for f in frames])
+        for j, name in enumerate(names):
+            ax.bar([i + (j - (len(names) - 1) / 2) * width for i in range(len(frames))],
+                   [r[name][f"{mode}_clips_per_s"] for r in rows], width, label=name)
+        ax.set_xticks(range(len(frames)), [str(f) for f in frames])
         ax.set_xlabel("frames per clip")
-        ax.set_ylabel("clips / s")
+        ax.set_ylabel("clips / s (higher is better)")
         ax.set_title(f"{mode} throughput")
-        ax.legend()
+        ax.legend(fontsize=8)
     ax = axes[2]
-    for name, style in (("fixation_vit", "o-"), ("timesformer", "s--")):
-        ax.plot(frames, [r[name]["macs_per_clip"] / 1e9 for r in rows], style, label=name)
+    for name in names:
+        ax.plot(frames, [r[name]["macs_per_clip"] / 1e9 for r in rows], "o-", label=name)
     ax.set_xlabel("frames per clip")
     ax.set_ylabel("GMACs / clip")
-    ax.set_title("compute")
-    ax.legend()
+    ax.set_title("compute per clip")
+    ax.legend(fontsize=8)
     s = results["setup"]
-    fig.suptitle(f"width {s['hidden_size']}, depth {s['num_layers']}, heads {s['num_heads']}, {s['image_size']} px, "
-                 f"batch {s['batch_size']}, CPU threads {s['threads']}")
+    fig.suptitle(f"CPU, width {s['hidden_size']}, depth {s['num_layers']}, heads {s['num_heads']}, "
+                 f"{s['image_size']} px, batch {s['batch_size']}, {s['threads']} threads")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
 def markdown_table(results: dict) -> str:
-    lines = ["| frames | model | params | GMACs/clip | infer clips/s | train clips/s | infer peak MiB | train peak MiB |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    ref = results["setup"]["reference"]
+    lines = [f"| frames | model | params | GMACs/clip | infer clips/s | infer vs {ref} | train clips/s | "
+             f"train vs {ref} | infer peak MiB | train peak MiB |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def mib(v):
         return "n/a" if v is None else f"{v / 2**20:.0f}"
 
     for r in results["rows"]:
-        for name in ("fixation_vit", "timesformer"):
+        for name in results["setup"]["models"]:
             m = r[name]
-            lines.append(f"| {r['frames']} | {name} | {m['parameters'] / 1e6:.2f} M | {m['macs_per_clip'] / 1e9:.1f} | "
-                         f"{m['inference_clips_per_s']:.3f} | {m['training_clips_per_s']:.3f} | "
-                         f"{mib(m.get('inference_peak_memory_bytes'))} | {mib(m.get('training_peak_memory_bytes'))} |")
-        lines.append(f"| {r['frames']} | **speed-up** | | | **x{r['inference_speedup']:.2f}** | "
-                     f"**x{r['training_speedup']:.2f}** | | |")
+            lines.append(
+                f"| {r['frames']} | {name} | {m['parameters'] / 1e6:.2f} M | {m['macs_per_clip'] / 1e9:.1f} | "
+                f"{m['inference_clips_per_s']:.3f} | x{m[f'inference_speedup_vs_{ref}']:.2f} | "
+                f"{m['training_clips_per_s']:.3f} | x{m[f'training_speedup_vs_{ref}']:.2f} | "
+                f"{mib(m.get('inference_peak_memory_bytes'))} | {mib(m.get('training_peak_memory_bytes'))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -30,7 +30,12 @@ ABLATION_VARIANTS = {
     "linear baseline (no fixation, no shifts)": {"use_feature_fixation": False, "temporal_shift": False,
                                                  "spatial_shift": False},
     "softmax attention (fixation + shifts)": {"attention_type": "softmax"},
+    "control: full model, frames shuffled": {"_shuffle_frames": True},
 }
+# The default table (the single-shift rows are available through ``variants=``).
+DEFAULT_ABLATION = ("full (fixation + both shifts)", "no fixation", "no shifts",
+                    "linear baseline (no fixation, no shifts)", "softmax attention (fixation + shifts)",
+                    "control: full model, frames shuffled")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="write the embedded moving-shapes dataset to --data_dir first if it does not exist")
     data.add_argument("--cache_decoded_videos", action="store_true",
                       help="keep decoded frames in memory (decode each file once; small datasets)")
+    data.add_argument("--shuffle_frames", action="store_true",
+                      help="control experiment: randomly permute each clip's frames (train and evaluation)")
     data.add_argument("--motion_train_per_class", type=int, default=48)
     data.add_argument("--motion_validation_per_class", type=int, default=16)
     model = parser.add_argument_group("model (ignored with --model_name_or_path)")
@@ -154,13 +161,13 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def evaluate_multiview(model, samples, processor, num_temporal_clips: int, num_spatial_crops: int,
-                       batch_size: int = 8) -> dict:
+                       batch_size: int = 8, shuffle_frames: bool = False) -> dict:
     """Average class probabilities over ``clips x crops`` views per video; returns the metrics and the view count."""
     from ..data.video_datasets import VideoClassificationDataset
     from ..models.fixation_vit import multiview_logits
 
     dataset = VideoClassificationDataset(samples, processor, training=False, num_temporal_clips=num_temporal_clips,
-                                         num_spatial_crops=num_spatial_crops)
+                                         num_spatial_crops=num_spatial_crops, shuffle_frames=shuffle_frames)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     model.eval()
     scores, labels = [], []
@@ -175,7 +182,8 @@ def evaluate_multiview(model, samples, processor, num_temporal_clips: int, num_s
     return metrics
 
 
-def train_and_evaluate(args, overrides: dict | None = None, samples=None, output_dir: str | None = None) -> dict:
+def train_and_evaluate(args, overrides: dict | None = None, samples=None, output_dir: str | None = None,
+                       shuffle_frames: bool | None = None) -> dict:
     """One training run; returns a results dict (also written to ``<output_dir>/results.json``)."""
     from transformers import Trainer, TrainingArguments, set_seed
 
@@ -190,8 +198,11 @@ def train_and_evaluate(args, overrides: dict | None = None, samples=None, output
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     cache = args.cache_decoded_videos
-    train_ds = VideoClassificationDataset(train_samples, processor, training=True, cache_decoded=cache)
-    val_ds = VideoClassificationDataset(val_samples, processor, training=False, cache_decoded=cache)
+    shuffle = args.shuffle_frames if shuffle_frames is None else shuffle_frames
+    train_ds = VideoClassificationDataset(train_samples, processor, training=True, cache_decoded=cache,
+                                          shuffle_frames=shuffle)
+    val_ds = VideoClassificationDataset(val_samples, processor, training=False, cache_decoded=cache,
+                                        shuffle_frames=shuffle)
 
     def compute_metrics(eval_pred):
         return classification_metrics(eval_pred.predictions, eval_pred.label_ids)
@@ -211,7 +222,7 @@ def train_and_evaluate(args, overrides: dict | None = None, samples=None, output
     train_seconds = time.time() - start
     single = trainer.evaluate()
     multi = evaluate_multiview(model, val_samples, processor, args.eval_temporal_clips, args.eval_spatial_crops,
-                               args.per_device_eval_batch_size)
+                               args.per_device_eval_batch_size, shuffle_frames=shuffle)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     results = {
@@ -225,6 +236,7 @@ def train_and_evaluate(args, overrides: dict | None = None, samples=None, output
                         "loss": single["eval_loss"]},
         "multi_view": multi,
         "config_overrides": overrides or {},
+        "shuffle_frames": shuffle,
     }
     (output_dir / "results.json").write_text(json.dumps(results, indent=2))
     return results
@@ -232,7 +244,7 @@ def train_and_evaluate(args, overrides: dict | None = None, samples=None, output
 
 def run_ablation(args, variants: dict | None = None) -> dict:
     """Train every variant on the same data with the same seed and schedule; write Markdown + JSON tables."""
-    variants = variants or ABLATION_VARIANTS
+    variants = variants or {name: ABLATION_VARIANTS[name] for name in DEFAULT_ABLATION}
     samples = _load_samples(args)
     out = Path(args.output_dir)
     rows = {}
@@ -240,8 +252,9 @@ def run_ablation(args, variants: dict | None = None) -> dict:
         logger.info("ablation %d/%d: %s", i + 1, len(variants), name)
         run_dir = out / f"variant_{i}"
         base = dict(_config_overrides(args))
-        base.update(overrides)
-        rows[name] = train_and_evaluate(args, base, samples=samples, output_dir=str(run_dir))
+        base.update({k: v for k, v in overrides.items() if not k.startswith("_")})
+        rows[name] = train_and_evaluate(args, base, samples=samples, output_dir=str(run_dir),
+                                        shuffle_frames=overrides.get("_shuffle_frames", args.shuffle_frames))
     chance = next(iter(rows.values()))["chance_top1"]
     lines = [
         f"| variant | params | top-1 (1 view) | top-1 ({args.eval_temporal_clips}x{args.eval_spatial_crops} views) "

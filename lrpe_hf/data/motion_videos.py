@@ -18,10 +18,13 @@ from tqdm.auto import tqdm
 from .video_io import write_video
 
 DIRECTIONS = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
-ALL_CLASSES = tuple(
+# Straight motions (one direction for the whole clip) and L-shaped "first_then_second" motions.
+STRAIGHT_CLASSES = tuple(DIRECTIONS)
+L_CLASSES = tuple(
     f"{a}_then_{b}" for a in DIRECTIONS for b in DIRECTIONS if DIRECTIONS[a][0] * DIRECTIONS[b][0] == 0
     and DIRECTIONS[a][1] * DIRECTIONS[b][1] == 0 and a != b
 )
+ALL_CLASSES = STRAIGHT_CLASSES + L_CLASSES
 # Two time-reversed pairs: (right_then_down <-> up_then_left), (down_then_right <-> left_then_up).
 DEFAULT_CLASSES = ("right_then_down", "down_then_right", "up_then_left", "left_then_up")
 
@@ -61,14 +64,14 @@ def motion_path(label: str, num_frames: int, leg: float) -> np.ndarray:
     time-reversed class visits the same points)."""
     if label not in ALL_CLASSES:
         raise ValueError(f"unknown motion class {label!r}; choose from {ALL_CLASSES}")
-    first, second = label.split("_then_")
+    first, second = label.split("_then_") if "_then_" in label else (label, label)
     d1, d2 = np.array(DIRECTIONS[first], dtype=float), np.array(DIRECTIONS[second], dtype=float)
     arc = np.linspace(0.0, 2.0, num_frames)[:, None]
     return np.where(arc <= 1.0, arc * d1, d1 + (arc - 1.0) * d2) * leg
 
 
 def render_motion_clip(label: str, rng: np.random.Generator, num_frames: int = 16, size: int = 64,
-                       noise: float = 0.03) -> np.ndarray:
+                       noise: float = 0.03, background_contrast: float = 0.4) -> np.ndarray:
     """One clip of class ``label`` as ``uint8 (T, size, size, 3)``."""
     radius = int(rng.integers(size // 10, size // 7 + 1))
     leg = (size - 2 * radius - 4) * 0.45  # length of each leg of the L, in pixels
@@ -77,7 +80,7 @@ def render_motion_clip(label: str, rng: np.random.Generator, num_frames: int = 1
     margin = radius + 1
     start = np.array([rng.uniform(margin - lo[i], size - 1 - margin - hi[i]) for i in range(2)])
     centres = np.rint(start + offsets).astype(int)
-    background = _texture(rng, size, size, int(rng.integers(3, 7))) * 0.4 + 0.3
+    background = _texture(rng, size, size, int(rng.integers(3, 7))) * background_contrast + 0.5 * (1 - background_contrast)
     sprite, mask = _shape_sprite(rng, radius)
     clip = np.empty((num_frames, size, size, 3), dtype=np.float64)
     for t, (cy, cx) in enumerate(centres):

@@ -120,11 +120,14 @@ class VideoClassificationDataset(Dataset):
     ``training=True`` samples a random frame per segment and a random crop; otherwise uniform segments and a
     centre crop, or ``num_temporal_clips x num_spatial_crops`` views for multi-view evaluation.
     ``cache_decoded=True`` keeps decoded frames in memory (each file is decoded once; for small datasets).
+    ``shuffle_frames=True`` randomly permutes the sampled frames of every item (a control: order-dependent labels
+    become unlearnable beyond what single frames reveal).
     """
 
     def __init__(self, samples: VideoSamples, processor, training: bool = False, num_temporal_clips: int = 1,
-                 num_spatial_crops: int = 1, cache_decoded: bool = False):
+                 num_spatial_crops: int = 1, cache_decoded: bool = False, shuffle_frames: bool = False):
         self.samples = samples
+        self.shuffle_frames = shuffle_frames
         self.cache = {} if cache_decoded else None  # decoded uint8 frames by index (small datasets only)
         self.processor = processor
         self.training = training
@@ -144,4 +147,6 @@ class VideoClassificationDataset(Dataset):
         kwargs = {"frame_sampling": "random", "crop_mode": "random"} if self.training else {
             "num_temporal_clips": self.num_temporal_clips, "num_spatial_crops": self.num_spatial_crops}
         pixel_values = self.processor([frames], return_tensors="pt", **kwargs).pixel_values[0]
+        if self.shuffle_frames:  # control experiment: destroy frame order (axis -4 is T in (T,C,H,W) and (V,T,C,H,W))
+            pixel_values = pixel_values.index_select(-4, torch.randperm(pixel_values.shape[-4]))
         return {"pixel_values": pixel_values, "labels": torch.tensor(self.samples.labels[index])}

@@ -57,3 +57,12 @@ def test_classify_video_cli_errors(trained, tmp_path, capsys):
     assert "broken.mp4" in capsys.readouterr().err
     assert cli_main(["classify-video", str(tmp_path), str(broken)]) == 1
     assert "not a saved model folder" in capsys.readouterr().err
+
+
+def test_video_classification_pipeline_runs_end_to_end(trained):
+    from transformers import pipeline
+
+    data, out = trained
+    video = next((data / "validation" / "right_then_down").glob("*.mp4"))
+    result = pipeline("video-classification", model=str(out))(str(video), top_k=2)
+    assert {r["label"] for r in result} == {"right_then_down", "up_then_left"}
