@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="control experiment: randomly permute each clip's frames (train and evaluation)")
     data.add_argument("--motion_train_per_class", type=int, default=48)
     data.add_argument("--motion_validation_per_class", type=int, default=16)
+    data.add_argument("--motion_classes", nargs="+", default=None,
+                      help="label set of the generated dataset (default: the four L-shaped classes; "
+                           "'right left down up' is the easier straight-motion set)")
+    data.add_argument("--motion_size", type=int, default=64, help="frame size of the generated videos")
     model = parser.add_argument_group("model (ignored with --model_name_or_path)")
     model.add_argument("--model_name_or_path", help="start from a saved fixation_vit folder (or Hub id)")
     model.add_argument("--image_size", type=int, default=32)
@@ -109,7 +113,10 @@ def _load_samples(args):
         raise ValueError("give --data_dir (a video folder) or --dataset_name (a Hub dataset)")
     root = Path(args.data_dir)
     if args.make_motion_data and not (root / "motion_dataset.json").exists():
-        make_motion_dataset(root, args.motion_train_per_class, args.motion_validation_per_class, seed=args.seed)
+        from ..data.motion_videos import DEFAULT_CLASSES
+
+        make_motion_dataset(root, args.motion_train_per_class, args.motion_validation_per_class,
+                            size=args.motion_size, classes=args.motion_classes or DEFAULT_CLASSES, seed=args.seed)
     train = scan_video_folder(root, args.train_split)
     val = scan_video_folder(root, args.validation_split, class_names=train.class_names)
     return train, val

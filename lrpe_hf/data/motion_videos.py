@@ -1,10 +1,14 @@
 """A small real video dataset (encoded .mp4 files) of moving textured shapes, generated offline.
 
-Each clip shows one textured shape on a textured background moving along an L-shaped path: first in one
-direction, then in a perpendicular one. The label is the ordered pair, e.g. ``right_then_down``. Labels depend on
-direction *and* order, and the default classes come in time-reversed pairs (``right_then_down`` played backwards is
-``up_then_left``): both members of a pair show the same set of frames (start positions are drawn symmetrically), so a
-model that ignores frame order cannot beat 50% accuracy on the 4-class default (chance 25%).
+Each clip shows one striped shape on a smooth textured background. Two label sets:
+
+* L-shaped paths (default): the shape moves in one direction, then in a perpendicular one; the label is the ordered
+  pair, e.g. ``right_then_down``. Labels depend on direction *and* order.
+* straight paths: ``right``, ``left``, ``down``, ``up`` (easier: one direction for the whole clip).
+
+Classes come in time-reversed pairs (``right_then_down`` played backwards is ``up_then_left``; ``right`` backwards
+is ``left``). Both members of a pair show the same set of frames, because start positions are drawn symmetrically.
+So a model that ignores frame order cannot beat 50% accuracy on four classes (chance: 25%).
 """
 
 from __future__ import annotations
