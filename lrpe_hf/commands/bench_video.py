@@ -2,7 +2,8 @@
 
 Throughput (clips/s, inference and one training step) is measured for both models in the same process,
 interleaved, so the ratio is fair on a shared machine. Peak memory is the peak resident-set growth of a fresh
-child process running one step (CPU has no allocator high-water mark). MACs per clip come from
+child process running one step (the kernel's RSS high-water mark, reset after the model is built; CPU torch has
+no allocator high-water mark). MACs per clip come from
 ``torch.utils.flop_counter`` (matmuls, convolutions, SDPA; MACs = FLOPs / 2).
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import platform
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -68,15 +68,29 @@ def count_macs(model, pixel_values) -> int:
     return counter.get_total_flops() // 2
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
 def _memory_child(queue, name, spec, frames, batch, train):
-    torch.manual_seed(0)
-    model = build_model(name, **spec, num_frames=frames)
-    pixel_values = torch.randn(batch, frames, 3, spec.get("image_size", 224), spec.get("image_size", 224))
-    labels = torch.zeros(batch, dtype=torch.long)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    _step(model, pixel_values, labels, train)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put((peak - base) * 1024)  # ru_maxrss is in KiB on Linux
+    """Peak RSS growth of one step: reset the kernel's high-water mark (clear_refs 5) after building the model,
+    run the step, read VmHWM - VmRSS(before). Linux only; reports None elsewhere."""
+    try:
+        torch.set_num_threads(1)
+        torch.manual_seed(0)
+        model = build_model(name, **spec, num_frames=frames)
+        size = spec.get("image_size", 224)
+        pixel_values = torch.randn(batch, frames, 3, size, size)
+        labels = torch.zeros(batch, dtype=torch.long)
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        before = _status_kib("VmRSS")
+        _step(model, pixel_values, labels, train)
+        queue.put((_status_kib("VmHWM") - before) * 1024)
+    except OSError:
+        queue.put(None)
 
 
 def peak_memory_bytes(name, spec, frames, batch, train) -> int | None:
