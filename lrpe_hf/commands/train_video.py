@@ -21,21 +21,20 @@ from tqdm.auto import tqdm
 logger = logging.getLogger(__name__)
 
 # name -> config overrides of the ablation table (all on the same data, seed and schedule)
+# short key -> (row name, config overrides); "_shuffle_frames" is a data switch, not a config field.
+# Every row uses the same data, seed and schedule.
 ABLATION_VARIANTS = {
-    "full (fixation + both shifts)": {},
-    "no fixation": {"use_feature_fixation": False},
-    "no shifts": {"temporal_shift": False, "spatial_shift": False},
-    "no temporal shift": {"temporal_shift": False},
-    "no spatial shift": {"spatial_shift": False},
-    "linear baseline (no fixation, no shifts)": {"use_feature_fixation": False, "temporal_shift": False,
-                                                 "spatial_shift": False},
-    "softmax attention (fixation + shifts)": {"attention_type": "softmax"},
-    "control: full model, frames shuffled": {"_shuffle_frames": True},
+    "full": ("full (fixation + both shifts)", {}),
+    "no_fixation": ("no fixation", {"use_feature_fixation": False}),
+    "no_shifts": ("no shifts", {"temporal_shift": False, "spatial_shift": False}),
+    "no_temporal_shift": ("no temporal shift", {"temporal_shift": False}),
+    "no_spatial_shift": ("no spatial shift", {"spatial_shift": False}),
+    "linear_baseline": ("linear baseline (no fixation, no shifts)",
+                        {"use_feature_fixation": False, "temporal_shift": False, "spatial_shift": False}),
+    "softmax": ("softmax attention (fixation + shifts)", {"attention_type": "softmax"}),
+    "shuffled": ("control: full model, frames shuffled", {"_shuffle_frames": True}),
 }
-# The default table (the single-shift rows are available through ``variants=``).
-DEFAULT_ABLATION = ("full (fixation + both shifts)", "no fixation", "no shifts",
-                    "linear baseline (no fixation, no shifts)", "softmax attention (fixation + shifts)",
-                    "control: full model, frames shuffled")
+DEFAULT_ABLATION = ("full", "no_fixation", "no_shifts", "linear_baseline", "softmax", "shuffled")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--eval_temporal_clips", type=int, default=2)
     train.add_argument("--eval_spatial_crops", type=int, default=3)
     train.add_argument("--overwrite_output_dir", action="store_true")
+    train.add_argument("--ablation_variants", nargs="+", default=list(DEFAULT_ABLATION),
+                       choices=list(ABLATION_VARIANTS), help="rows of the --ablation table")
 
 
 def _config_overrides(args) -> dict:
@@ -250,8 +251,12 @@ def train_and_evaluate(args, overrides: dict | None = None, samples=None, output
 
 
 def run_ablation(args, variants: dict | None = None) -> dict:
-    """Train every variant on the same data with the same seed and schedule; write Markdown + JSON tables."""
-    variants = variants or {name: ABLATION_VARIANTS[name] for name in DEFAULT_ABLATION}
+    """Train every variant on the same data with the same seed and schedule; write Markdown + JSON tables.
+
+    ``variants``: ``{row name: overrides}``; by default the rows ``args.ablation_variants`` of ABLATION_VARIANTS.
+    """
+    keys = getattr(args, "ablation_variants", None) or DEFAULT_ABLATION
+    variants = variants or dict(ABLATION_VARIANTS[k] for k in keys)
     samples = _load_samples(args)
     out = Path(args.output_dir)
     rows = {}

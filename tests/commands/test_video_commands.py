@@ -66,3 +66,21 @@ def test_video_classification_pipeline_runs_end_to_end(trained):
     video = next((data / "validation" / "right_then_down").glob("*.mp4"))
     result = pipeline("video-classification", model=str(out))(str(video), top_k=2)
     assert {r["label"] for r in result} == {"right_then_down", "up_then_left"}
+
+
+def test_ablation_table(trained, tmp_path):
+    data, _ = trained
+    out = tmp_path / "ablation"
+    status = cli_main([
+        "train-video", "--ablation", "--ablation_variants", "full", "shuffled", "--data_dir", str(data),
+        "--output_dir", str(out), "--image_size", "32", "--patch_size", "8", "--patch_stride", "8",
+        "--num_frames", "4", "--hidden_size", "32", "--num_hidden_layers", "1", "--classifier_hidden_size", "16",
+        "--max_steps", "1", "--per_device_train_batch_size", "2", "--eval_temporal_clips", "1",
+        "--eval_spatial_crops", "1", "--cache_decoded_videos",
+    ])
+    assert status == 0
+    rows = json.loads((out / "ablation.json").read_text())
+    assert list(rows) == ["full (fixation + both shifts)", "control: full model, frames shuffled"]
+    assert rows["control: full model, frames shuffled"]["shuffle_frames"] is True
+    table = (out / "ablation.md").read_text()
+    assert "| full (fixation + both shifts) |" in table and "Chance top-1 = 0.500" in table
