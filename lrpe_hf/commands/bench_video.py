@@ -60,10 +60,13 @@ def _step(model, pixel_values, labels, train: bool):
 
 
 def count_macs(model, pixel_values) -> int:
+    """Multiply-accumulates of one forward. SDPA runs on its math backend here: the flop counter has no formula
+    for the fused CPU kernel and would count softmax attention as free."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(pixel_values=pixel_values)
     return counter.get_total_flops() // 2
 
