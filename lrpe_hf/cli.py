@@ -14,6 +14,8 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "nas": "nas",
     "smooth": "smooth",
+    "classify-video": "classify_video",
+    "train-video": "train_video",
 }
 
 

@@ -45,27 +45,12 @@ def temporal_shift(x: torch.Tensor, segment: int, fold: int) -> torch.Tensor:
     if fold == 0:
         return x
     xs = x.reshape(rows // segment, segment, *x.shape[1:])
-    forward = xs[..., :fold]
-    backward = xs[..., fold : 2 * fold]
-    zeros_f = torch.zeros_like(forward[:, :1])
-    forward = torch.cat([forward[:, 1:], zeros_f], dim=1)  # frame t reads t + 1
-    backward = torch.cat([zeros_f, backward[:, :-1]], dim=1)  # frame t reads t - 1
-    out = torch.cat([forward, backward, xs[..., 2 * fold :]], dim=-1)
+    out = xs.clone()
+    out[:, :-1, ..., :fold] = xs[:, 1:, ..., :fold]  # frame t reads t + 1
+    out[:, -1, ..., :fold] = 0
+    out[:, 1:, ..., fold : 2 * fold] = xs[:, :-1, ..., fold : 2 * fold]  # frame t reads t - 1
+    out[:, 0, ..., fold : 2 * fold] = 0
     return out.reshape(x.shape)
-
-
-def _shifted(grid: torch.Tensor, dy: int, dx: int, keep_own: bool) -> torch.Tensor:
-    """``out[..., y, x, :] = grid[..., y + dy, x + dx, :]`` with zero (or the own value) off the grid.
-
-    ``grid`` is ``(B, H, W, ..., C)``."""
-    height, width = grid.shape[1], grid.shape[2]
-    out = grid.clone() if keep_own else torch.zeros_like(grid)
-    ys_dst = slice(max(0, -dy), height - max(0, dy))
-    ys_src = slice(max(0, dy), height - max(0, -dy))
-    xs_dst = slice(max(0, -dx), width - max(0, dx))
-    xs_src = slice(max(0, dx), width - max(0, -dx))
-    out[:, ys_dst, xs_dst] = grid[:, ys_src, xs_src]
-    return out
 
 
 def spatial_shift(x: torch.Tensor, height: int, width: int, shift_size: int = 1) -> torch.Tensor:
@@ -98,9 +83,12 @@ def spatial_shift(x: torch.Tensor, height: int, width: int, shift_size: int = 1)
     if g == 0:
         raise ValueError(f"spatial_shift needs at least 16 channels (one per group of 8 neighbours x 2), got {channels}")
     grid = x.reshape(rows // (height * width), height, width, *x.shape[1:])
-    parts = []
-    for i, (dy, dx, keep_own) in enumerate(EIGHT_NEIGHBOURS):
-        group = grid[..., i * g : (i + 1) * g]
-        parts.append(_shifted(group, dy * shift_size, dx * shift_size, keep_own))
-    parts.append(grid[..., 8 * g :])
-    return torch.cat(parts, dim=-1).reshape(x.shape)
+    out = grid.clone()  # diagonal groups keep their own value off the grid; channels >= 8g are unchanged
+    out[..., : 4 * g] = 0  # axis groups are zero off the grid
+    for i, (dy, dx, _keep_own) in enumerate(EIGHT_NEIGHBOURS):
+        dy, dx = dy * shift_size, dx * shift_size
+        dst_y, src_y = slice(max(0, -dy), height - max(0, dy)), slice(max(0, dy), height - max(0, -dy))
+        dst_x, src_x = slice(max(0, -dx), width - max(0, dx)), slice(max(0, dx), width - max(0, -dx))
+        group = slice(i * g, (i + 1) * g)
+        out[:, dst_y, dst_x, ..., group] = grid[:, src_y, src_x, ..., group]
+    return out.reshape(x.shape)
