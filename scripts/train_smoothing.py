@@ -7,6 +7,7 @@
 import argparse
 import json
 
+from lrpe_hf.hub.push import add_push_arguments, push_request_from_args
 from lrpe_hf.training.smoothing import STAGES, SmoothingTrainingConfig, train_smoothing
 
 
@@ -27,7 +28,9 @@ def main():
     p.add_argument("--batch_size", type=int, default=defaults.batch_size)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--gradient_checkpointing", action="store_true")
+    add_push_arguments(p)
     a = p.parse_args()
+    push = push_request_from_args(a)
     steps = [int(s) for s in a.steps.split(",")]
     lrs = [float(s) for s in a.learning_rates.split(",")]
     if len(steps) != 4 or len(lrs) != 4:
@@ -40,6 +43,9 @@ def main():
     )
     results = train_smoothing(cfg)
     print(json.dumps({k: results[k] for k in ("validation", "test", "total_seconds")}, indent=2))
+    if push is not None:
+        metrics = {k: v for k, v in results["test"].items() if isinstance(v, (int, float))}
+        print(push.push(a.output_dir, results={"metrics": metrics, "dataset": {"name": "lrpe_hf smoothing pairs"}}))
 
 
 if __name__ == "__main__":

@@ -291,8 +291,14 @@ def run(args) -> int:
         rows = run_ablation(args)
         print((Path(args.output_dir) / "ablation.md").read_text())
         return 0
+    from ..hub.push import push_request_from_args
+
+    push = push_request_from_args(args)
     results = train_and_evaluate(args)
     print(json.dumps({k: results[k] for k in ("chance_top1", "single_view", "multi_view", "train_seconds")}, indent=2))
+    if push is not None:
+        metrics = {f"{k}": v for k, v in results["single_view"].items() if isinstance(v, (int, float))}
+        print(push.push(args.output_dir, results={"metrics": metrics, "dataset": {"name": str(args.data_dir)}}))
     return 0
 
 
@@ -300,6 +306,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("train-video", help="train a fixation_vit video classifier (Trainer)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
+    from ..hub.push import add_push_arguments
+
+    add_push_arguments(parser)
     parser.add_argument("--ablation", action="store_true",
                         help="train every ablation variant and write ablation.md / ablation.json")
     parser.set_defaults(func=run)
