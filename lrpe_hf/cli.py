@@ -8,7 +8,10 @@ import importlib
 import sys
 
 # sub-command name -> module under lrpe_hf.commands
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "train": "train",
+    "generate": "generate",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
