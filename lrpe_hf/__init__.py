@@ -14,7 +14,9 @@ __version__ = "0.1.0"
 # model_type -> sub-package of lrpe_hf.models. Each sub-package exposes
 #   CONFIG_CLASS, AUTO_MODEL_CLASSES ({"AutoModel": cls, "AutoModelForCausalLM": cls, ...}),
 #   and optionally IMAGE_PROCESSOR_CLASS.
-MODEL_TYPES: dict[str, str] = {}
+MODEL_TYPES: dict[str, str] = {
+    "lrpe": "lrpe",
+}
 
 
 def _register_all() -> None:
@@ -32,3 +34,12 @@ def _register_all() -> None:
 
 
 _register_all()
+
+from .models.lrpe import (  # noqa: E402
+    LrpeCache,
+    LrpeConfig,
+    LrpeForCausalLM,
+    LrpeForMaskedLM,
+    LrpeForSequenceClassification,
+    LrpeModel,
+)

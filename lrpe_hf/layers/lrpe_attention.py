@@ -1,0 +1,179 @@
+"""Multi-head attention with a relative position encoding on q and k: linear (the paper) or softmax (baseline).
+
+Linear attention (fairseq-evo ``LinearKernelAttention`` order, spec section 5)::
+
+    q, k, v = projections, split into heads
+    q, k    = phi(q), phi(k)                      (feature map, q and k only)
+    q, k    = f(q, s), f(k, t)                    (LRPE or a baseline encoding at absolute positions)
+    o       = linear_attention(q, k, v)           (no 1/sqrt(d); no denominator for LRPE)
+    o       = LayerNorm(concat heads)             (LRPE) -- baselines divide by the denominator instead
+    o       = o_proj(o)
+
+Softmax attention applies the same position transform (no feature map) and then scaled dot-product attention, so a
+softmax model of identical size is one flag away.
+
+A cache object (duck-typed, see ``lrpe_hf.models.lrpe.modeling_lrpe.LrpeCache``) carries the recurrent state of
+linear layers and the growing keys/values of softmax layers between calls.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops.feature_maps import feature_map
+from ..ops.linear_attention import linear_attention
+from .position_encoding import PositionEncoding
+
+
+class LrpeAttention(nn.Module):
+    """Attention layer configured by an ``LrpeConfig``-like object (fields documented there).
+
+    Shapes: ``hidden_states (batch, n, hidden)``, ``positions (batch, n)`` (0-based absolute),
+    ``key_mask (batch, n)`` (1 = real token, 0 = padding) or None.
+    """
+
+    def __init__(self, config, layer_idx: int = 0):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.hidden_size = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.attention_type = config.attention_type
+        self.feature_map = config.feature_map
+        self.chunk_size = config.chunk_size
+        self.algorithm = config.attention_algorithm
+        self.attention_dropout = config.attention_dropout
+        norm = config.resolved_attention_norm
+        self.normalize = "denominator" if norm == "denominator" else None
+        bias = config.attention_bias
+        self.q_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
+        self.k_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
+        self.v_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
+        self.o_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
+        self.position_encoding = PositionEncoding(
+            config.position_encoding,
+            self.head_dim,
+            self.num_heads,
+            core=config.lrpe_core,
+            p=config.lrpe_p,
+            theta_type=config.lrpe_theta_type,
+            theta_learned=config.lrpe_theta_learned,
+            householder_learned=config.lrpe_householder_learned,
+            max_positions=config.max_position_embeddings,
+            seed=config.lrpe_seed + layer_idx,
+            layer_idx=layer_idx,
+            num_layers=config.num_hidden_layers,
+        )
+        # LayerNorm over the concatenated heads (TransNormer "NormAttention"): only for linear attention.
+        use_norm = self.attention_type == "linear" and norm == "layernorm"
+        self.attention_norm = nn.LayerNorm(self.hidden_size, eps=config.layer_norm_eps) if use_norm else None
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        positions: torch.Tensor,
+        key_mask: torch.Tensor | None = None,
+        cache=None,
+        causal: bool = True,
+    ) -> torch.Tensor:
+        b, n, _ = hidden_states.shape
+        q = self._heads(self.q_proj(hidden_states))
+        k = self._heads(self.k_proj(hidden_states))
+        v = self._heads(self.v_proj(hidden_states))
+        if self.attention_type == "linear":
+            o = self._linear(q, k, v, positions, key_mask, cache, causal)
+        else:
+            o = self._softmax(q, k, v, positions, key_mask, cache, causal)
+        o = o.transpose(1, 2).reshape(b, n, self.hidden_size)
+        if self.attention_norm is not None:
+            o = self.attention_norm(o)
+        return self.o_proj(o)
+
+    # -- linear attention -------------------------------------------------------------------------------------
+    def _linear(self, q, k, v, positions, key_mask, cache, causal):
+        q = self.position_encoding(feature_map(q, self.feature_map), positions)
+        k = self.position_encoding(feature_map(k, self.feature_map), positions)
+        km = None if key_mask is None else key_mask[:, None, :]  # broadcast over heads
+        decay = self.position_encoding.decay
+        if not causal:
+            if cache is not None:
+                raise ValueError("bidirectional attention has no cache (use_cache must be False)")
+            if decay is not None:
+                return self._bidirectional_decayed(q, k, v, decay, km)
+            return linear_attention(
+                q, k, v, causal=False, normalize=self.normalize, algorithm=self.algorithm, key_mask=km
+            )
+        initial_state = None if cache is None else cache.get_recurrent_state(self.layer_idx)
+        out = linear_attention(
+            q, k, v,
+            causal=True,
+            normalize=self.normalize,
+            algorithm=self.algorithm,
+            chunk_size=self.chunk_size,
+            initial_state=initial_state,
+            return_state=cache is not None,
+            decay=decay,
+            key_mask=km,
+        )
+        if cache is None:
+            return out
+        out, state = out
+        cache.update_recurrent_state(self.layer_idx, state, q.shape[-2])
+        return out
+
+    def _bidirectional_decayed(self, q, k, v, decay, key_mask):
+        """Bidirectional attention with the symmetric decay lam^|s-t| (PermuteFormer/LRPE-d encoders).
+
+        The forward causal pass covers t <= s, the causal pass over the reversed sequence covers t >= s; the
+        diagonal t = s is counted twice and removed once. The denominator (if any) rides along as a column of ones.
+        """
+        if self.normalize == "denominator":
+            v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+        if key_mask is not None:
+            m = key_mask.to(k.dtype)[..., None]
+            k, v = k * m, v * m.to(v.dtype)
+        kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay)
+        fwd = linear_attention(q, k, v, **kwargs)
+        bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), **kwargs).flip(-2)
+        diag = (q * k).sum(-1, keepdim=True).to(v.dtype) * v
+        out = fwd + bwd - diag
+        if self.normalize == "denominator":
+            out = out[..., :-1] / out[..., -1:].clamp(min=1e-6)
+        return out
+
+    # -- softmax attention ------------------------------------------------------------------------------------
+    def _softmax(self, q, k, v, positions, key_mask, cache, causal):
+        q = self.position_encoding(q, positions)
+        k = self.position_encoding(k, positions)
+        n = q.shape[-2]
+        past = 0
+        if cache is not None:
+            if not causal:
+                raise ValueError("bidirectional attention has no cache (use_cache must be False)")
+            past = cache.get_seq_length(self.layer_idx)
+            k, v, key_mask = cache.update_key_value(self.layer_idx, k, v, key_mask)
+        scale = 1.0 / math.sqrt(self.head_dim)
+        dropout = self.attention_dropout if self.training else 0.0
+        if key_mask is None and past == 0:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal, scale=scale)
+        m = k.shape[-2]
+        allowed = torch.ones(q.shape[0], 1, n, m, dtype=torch.bool, device=q.device)
+        if key_mask is not None:
+            allowed = allowed & key_mask.bool()[:, None, None, :]
+        if causal:
+            qi = torch.arange(n, device=q.device)[:, None] + past
+            kj = torch.arange(m, device=q.device)[None, :]
+            allowed = allowed & (kj <= qi)
+            # A padded query may see no key at all; letting it see itself keeps its (ignored) row finite.
+            allowed = allowed | (kj == qi)
+        else:
+            allowed = allowed | ~allowed.any(-1, keepdim=True)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout, scale=scale)

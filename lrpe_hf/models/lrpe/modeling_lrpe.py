@@ -1,0 +1,571 @@
+"""LRPE linear-attention transformers (arXiv 2307.09270) as Transformers models.
+
+``LrpeModel`` (causal or bidirectional backbone), ``LrpeForCausalLM`` (generation with a recurrent state: memory per
+generated token does not grow with the context), ``LrpeForMaskedLM`` and ``LrpeForSequenceClassification``
+(bidirectional, padding-aware encoders). The attention math lives in ``lrpe_hf.ops``; the layer in
+``lrpe_hf.layers.lrpe_attention``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+)
+from transformers.utils import can_return_tuple
+
+from ...layers.lrpe_attention import LrpeAttention
+from ...layers.position_encoding import PositionEncoding
+from ..modeling_common import AtomicSaveMixin
+from .configuration_lrpe import LrpeConfig
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cache
+# ----------------------------------------------------------------------------------------------------------------
+class LrpeCache(Cache):
+    """Generation cache owned by the package: per layer the recurrent linear-attention state ``(batch, heads, d_k,
+    d_v)`` (its size does not depend on the context length), or the growing keys/values (+ key mask) of a softmax
+    layer, and the number of tokens the layer has seen (the position offset of the next token).
+
+    A recurrent state cannot be rolled back, so ``crop`` raises and assisted/speculative decoding is refused.
+    ``Cache.__init__`` is deliberately not called: its signature drifts between Transformers versions.
+    """
+
+    is_compileable = False  # generate then passes the plain 2-D attention mask
+    is_croppable = False
+
+    def __init__(self, num_layers: int):
+        self.layers = []  # attributes generate reads on every Cache
+        self.offloading = False
+        self.num_layers = num_layers
+        self.reset()
+
+    def reset(self) -> None:
+        self.states: list[torch.Tensor | None] = [None] * self.num_layers
+        self.keys: list[torch.Tensor | None] = [None] * self.num_layers
+        self.values: list[torch.Tensor | None] = [None] * self.num_layers
+        self.key_masks: list[torch.Tensor | None] = [None] * self.num_layers
+        self.seen_tokens: list[int] = [0] * self.num_layers
+
+    def __len__(self) -> int:
+        return self.num_layers
+
+    def __repr__(self) -> str:
+        return f"LrpeCache(num_layers={self.num_layers}, seen_tokens={self.seen_tokens[0] if self.num_layers else 0})"
+
+    # -- linear layers ------------------------------------------------------------------------------------------
+    def get_recurrent_state(self, layer_idx: int, state_idx: int = 0) -> torch.Tensor | None:
+        return self.states[layer_idx]
+
+    def update_recurrent_state(self, layer_idx: int, state: torch.Tensor, num_new_tokens: int) -> None:
+        self.states[layer_idx] = state
+        self.seen_tokens[layer_idx] += int(num_new_tokens)
+
+    # -- softmax layers -----------------------------------------------------------------------------------------
+    def update_key_value(self, layer_idx, key, value, key_mask=None):
+        """Append ``(batch, heads, n, d)`` keys/values (and a ``(batch, n)`` mask); return all of them."""
+        b, n = key.shape[0], key.shape[-2]
+        if key_mask is None:
+            key_mask = torch.ones(b, n, dtype=torch.bool, device=key.device)
+        key_mask = key_mask.bool()
+        if self.keys[layer_idx] is None:
+            self.keys[layer_idx], self.values[layer_idx], self.key_masks[layer_idx] = key, value, key_mask
+        else:
+            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=-2)
+            self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=-2)
+            self.key_masks[layer_idx] = torch.cat([self.key_masks[layer_idx], key_mask], dim=-1)
+        self.seen_tokens[layer_idx] += n
+        return self.keys[layer_idx], self.values[layer_idx], self.key_masks[layer_idx]
+
+    # -- what generate and users read ---------------------------------------------------------------------------
+    def get_seq_length(self, layer_idx: int | None = 0, *args, **kwargs) -> int:
+        return self.seen_tokens[layer_idx or 0] if self.num_layers else 0
+
+    def get_max_length(self, *args, **kwargs) -> int:
+        return -1
+
+    get_max_cache_shape = get_max_length
+
+    def get_mask_sizes(self, *args, **kwargs) -> tuple[int, int]:
+        return 0, 0
+
+    def has_previous_state(self, layer_idx: int | None = None, *args, **kwargs) -> bool:
+        return self.get_seq_length(layer_idx) > 0
+
+    def _apply(self, fn) -> None:
+        for store in (self.states, self.keys, self.values, self.key_masks):
+            for i, t in enumerate(store):
+                if t is not None:
+                    store[i] = fn(t)
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Beam search: keep the rows of the surviving beams."""
+        self._apply(lambda t: t.index_select(0, beam_idx.to(t.device)))
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._apply(lambda t: t.repeat_interleave(repeats, dim=0))
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._apply(lambda t: t[indices])
+
+    def crop(self, max_length: int) -> None:
+        raise ValueError(
+            "LrpeCache holds a recurrent state that cannot be rolled back; cropping (assisted or speculative "
+            "decoding, DoLa, contrastive search) is not supported"
+        )
+
+    def activate_past_recording(self) -> None:
+        raise ValueError("LrpeCache cannot record past states for rollback (recurrent state)")
+
+    def early_initialization(self, *args, **kwargs) -> None:
+        return None
+
+    @property
+    def is_sliding(self) -> list[bool]:
+        return [False] * self.num_layers
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------------------------------------------
+def sinusoidal_position_embedding(positions: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
+    """fairseq-style sinusoidal embedding ``[sin(p w) || cos(p w)]`` for positions ``(batch, n)`` -> ``(batch, n, dim)``.
+
+    Computed on the fly, so it has no length limit and nothing to save.
+    """
+    half = dim // 2
+    scale = math.log(10000.0) / max(half - 1, 1)
+    freqs = torch.exp(torch.arange(half, device=positions.device, dtype=torch.float32) * -scale)
+    angles = positions.float()[..., None] * freqs
+    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+    if dim % 2:
+        emb = torch.nn.functional.pad(emb, (0, 1))
+    return emb.to(dtype)
+
+
+class LrpeMLP(nn.Module):
+    def __init__(self, config: LrpeConfig):
+        super().__init__()
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.act_fn = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.dropout(self.act_fn(self.up_proj(x))))
+
+
+class LrpeBlock(GradientCheckpointingLayer):
+    """Attention + MLP with residuals; pre-norm (LM) or post-norm (RoBERTa-style encoder)."""
+
+    def __init__(self, config: LrpeConfig, layer_idx: int):
+        super().__init__()
+        self.pre_norm = config.pre_norm
+        self.self_attn = LrpeAttention(config, layer_idx)
+        self.mlp = LrpeMLP(config)
+        self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states, positions, key_mask=None, past_key_values=None, causal=True):
+        attn = self.self_attn
+        if self.pre_norm:
+            h = attn(self.input_layernorm(hidden_states), positions, key_mask, past_key_values, causal)
+            hidden_states = hidden_states + self.dropout(h)
+            return hidden_states + self.dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
+        h = attn(hidden_states, positions, key_mask, past_key_values, causal)
+        hidden_states = self.input_layernorm(hidden_states + self.dropout(h))
+        return self.post_attention_layernorm(hidden_states + self.dropout(self.mlp(hidden_states)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------------------
+class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
+    config_class = LrpeConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["LrpeBlock"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _is_stateful = True  # generate refuses assisted decoding: the recurrent state cannot be rolled back
+    _supports_sdpa = False  # softmax layers call SDPA directly; there is no attn_implementation switch
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, LrpeAttention):
+            # fairseq-evo: q/k/v xavier-uniform with gain 1/sqrt(2), output projection xavier-uniform.
+            for proj, gain in ((module.q_proj, 2**-0.5), (module.k_proj, 2**-0.5), (module.v_proj, 2**-0.5),
+                               (module.o_proj, 1.0)):
+                init.xavier_uniform_(proj.weight, gain=gain)
+                if proj.bias is not None:
+                    init.zeros_(proj.bias)
+        elif isinstance(module, PositionEncoding):
+            # Learned theta gets its type-a start; fixed tables (non-persistent buffers, never saved) are rebuilt
+            # after meta-device loading; random parts are redrawn from the configured seed unless loaded.
+            for name, value in module.initial_tensors().items():
+                tensor = getattr(module, name)
+                init.copy_(tensor, value.to(device=tensor.device, dtype=tensor.dtype))
+        elif isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+
+def _select_mask(attention_mask):
+    """Accept the dict form generate may build (keyed by layer type) and return the plain 2-D padding mask."""
+    if isinstance(attention_mask, dict):
+        for key in ("linear_attention", "full_attention"):
+            m = attention_mask.get(key)
+            if m is not None and m.dim() == 2:
+                return m
+        return None
+    return attention_mask
+
+
+class LrpeModel(LrpePreTrainedModel):
+    """The backbone: token (+ absolute position) embeddings and ``num_hidden_layers`` LRPE blocks.
+
+    ``causal`` (default ``config.is_causal``) selects causal or bidirectional attention; the heads fix it.
+    """
+
+    def __init__(self, config: LrpeConfig, causal: bool | None = None):
+        super().__init__(config)
+        self.causal = config.is_causal if causal is None else causal
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        if config.absolute_position_embedding == "learned":
+            self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        else:
+            self.embed_positions = None
+        self.embed_dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layers = nn.ModuleList([LrpeBlock(config, i) for i in range(config.num_hidden_layers)])
+        # pre-norm: a final norm after the blocks; post-norm: a norm on the embeddings (RoBERTa).
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.embed_tokens = value
+
+    def _check_inputs(self, input_ids, inputs_embeds, attention_mask, position_ids, past_length):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("LrpeModel: pass exactly one of input_ids and inputs_embeds")
+        if input_ids is not None:
+            if input_ids.dim() != 2:
+                raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}")
+            if not torch.compiler.is_compiling() and input_ids.numel():
+                lo, hi = int(input_ids.min()), int(input_ids.max())
+                if lo < 0 or hi >= self.config.vocab_size:
+                    raise ValueError(
+                        f"input_ids must lie in [0, vocab_size={self.config.vocab_size}), got values in [{lo}, {hi}]"
+                    )
+            b, n = input_ids.shape
+        else:
+            if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.hidden_size:
+                raise ValueError(
+                    f"inputs_embeds must have shape (batch, seq_len, {self.config.hidden_size}), "
+                    f"got {tuple(inputs_embeds.shape)}"
+                )
+            b, n = inputs_embeds.shape[:2]
+        if attention_mask is not None:
+            allowed = {n, past_length + n}
+            if attention_mask.dim() != 2 or attention_mask.shape[0] != b or attention_mask.shape[1] not in allowed:
+                raise ValueError(
+                    f"attention_mask must have shape (batch={b}, seq_len={n}) or (batch={b}, past+seq_len="
+                    f"{past_length + n}) with 1 for tokens and 0 for padding, got {tuple(attention_mask.shape)}"
+                )
+        if position_ids is not None and (position_ids.dim() != 2 or position_ids.shape[-1] != n
+                                         or position_ids.shape[0] not in (1, b)):
+            raise ValueError(
+                f"position_ids must have shape (batch={b} or 1, seq_len={n}), got {tuple(position_ids.shape)}"
+            )
+        return b, n
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: LrpeCache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        if not self.causal:
+            if past_key_values is not None:
+                raise ValueError("a bidirectional LrpeModel has no cache: pass past_key_values=None")
+            use_cache = False
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        if self.gradient_checkpointing and self.training:
+            use_cache = False
+        if past_key_values is not None and not isinstance(past_key_values, LrpeCache):
+            raise ValueError(
+                f"past_key_values must be an LrpeCache (recurrent state), got {type(past_key_values).__name__}"
+            )
+        if use_cache and past_key_values is None:
+            past_key_values = LrpeCache(self.config.num_hidden_layers)
+        cache = past_key_values if use_cache else None
+        past_length = cache.get_seq_length() if cache is not None else 0
+        attention_mask = _select_mask(attention_mask)
+        b, n = self._check_inputs(input_ids, inputs_embeds, attention_mask, position_ids, past_length)
+
+        # Positions count real tokens only, so a left-padded row gets the positions of the unpadded one.
+        if position_ids is None:
+            if attention_mask is not None:
+                position_ids = attention_mask.long().cumsum(-1)[:, -n:] - 1
+                if attention_mask.shape[1] == n:
+                    position_ids = position_ids + past_length
+                position_ids = position_ids.clamp(min=0)
+            else:
+                position_ids = torch.arange(past_length, past_length + n, device=self.embed_tokens.weight.device)
+                position_ids = position_ids[None, :]
+        position_ids = position_ids.expand(b, n)
+        key_mask = attention_mask[:, -n:] if attention_mask is not None else None
+
+        hidden_states = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        ape = self.config.absolute_position_embedding
+        if ape == "sinusoidal":
+            hidden_states = hidden_states + sinusoidal_position_embedding(
+                position_ids, self.config.hidden_size, hidden_states.dtype
+            )
+        elif ape == "learned":
+            if not torch.compiler.is_compiling() and int(position_ids.max()) >= self.config.max_position_embeddings:
+                raise ValueError(
+                    f"position {int(position_ids.max())} is beyond the learned absolute position table "
+                    f"(max_position_embeddings={self.config.max_position_embeddings})"
+                )
+            hidden_states = hidden_states + self.embed_positions(position_ids)
+        if not self.config.pre_norm:
+            hidden_states = self.norm(hidden_states)
+        hidden_states = self.embed_dropout(hidden_states)
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(
+                hidden_states, positions=position_ids, key_mask=key_mask, past_key_values=cache, causal=self.causal
+            )
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+        if self.config.pre_norm:
+            hidden_states = self.norm(hidden_states)
+            if output_hidden_states:
+                all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
+        return BaseModelOutputWithPast(
+            last_hidden_state=hidden_states,
+            past_key_values=cache,
+            hidden_states=all_hidden_states,
+        )
+
+
+class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
+    """Causal LM head on a causal ``LrpeModel``; ``generate`` decodes with a recurrent state (``LrpeCache``)."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: LrpeConfig):
+        super().__init__(config)
+        self.model = LrpeModel(config, causal=True)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # the model makes its own LrpeCache in forward (a DynamicCache cannot hold a state)
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: LrpeCache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        if labels is not None and use_cache is None:
+            use_cache = False  # a training step needs no state
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+        )
+        hidden_states = outputs.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, keep, :])
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+        )
+
+
+class LrpeForMaskedLM(LrpePreTrainedModel):
+    """Masked LM on a bidirectional, padding-aware ``LrpeModel`` (padded keys and values contribute nothing)."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: LrpeConfig):
+        super().__init__(config)
+        self.model = LrpeModel(config, causal=False)
+        # RoBERTa-style transform before the (tied) decoder.
+        self.mlm_dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.mlm_act = ACT2FN[config.hidden_act]
+        self.mlm_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+        )
+        h = self.mlm_norm(self.mlm_act(self.mlm_dense(outputs.last_hidden_state)))
+        logits = self.lm_head(h)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+class LrpeForSequenceClassification(LrpePreTrainedModel):
+    """Sequence classification / regression on a bidirectional ``LrpeModel`` with mean (over real tokens) or
+    first-token pooling (``config.classifier_pooling``); the loss follows ``config.problem_type``."""
+
+    def __init__(self, config: LrpeConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = LrpeModel(config, causal=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.model.embed_tokens = value
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+        )
+        h = outputs.last_hidden_state
+        attention_mask = _select_mask(attention_mask)
+        if self.config.classifier_pooling == "first":
+            if attention_mask is not None:  # the first real token (also with left padding)
+                first = attention_mask.long().argmax(-1)
+                pooled = h[torch.arange(h.shape[0], device=h.device), first]
+            else:
+                pooled = h[:, 0]
+        else:
+            if attention_mask is not None:
+                m = attention_mask.to(h.dtype)[..., None]
+                pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+            else:
+                pooled = h.mean(1)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config, **kwargs)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+__all__ = [
+    "LrpeCache",
+    "LrpePreTrainedModel",
+    "LrpeModel",
+    "LrpeForCausalLM",
+    "LrpeForMaskedLM",
+    "LrpeForSequenceClassification",
+]
