@@ -46,6 +46,7 @@ class LrpeAttention(nn.Module):
         self.feature_map = config.feature_map
         self.chunk_size = config.chunk_size
         self.algorithm = config.attention_algorithm
+        self.backend = getattr(config, "linear_attention_backend", "auto")
         self.attention_dropout = config.attention_dropout
         norm = config.resolved_attention_norm
         self.normalize = "denominator" if norm == "denominator" else None
@@ -54,6 +55,10 @@ class LrpeAttention(nn.Module):
         self.k_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
         self.v_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
         self.o_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
+        # fairseq-evo initialisation, read by the models' _init_weights: q/k/v xavier-uniform with gain 1/sqrt(2),
+        # the output projection xavier-uniform.
+        for proj, gain in ((self.q_proj, 2**-0.5), (self.k_proj, 2**-0.5), (self.v_proj, 2**-0.5), (self.o_proj, 1.0)):
+            proj.xavier_gain = gain
         self.position_encoding = PositionEncoding(
             config.position_encoding,
             self.head_dim,
@@ -112,16 +117,19 @@ class LrpeAttention(nn.Module):
                 q, k, v, causal=False, normalize=self.normalize, algorithm=self.algorithm, key_mask=km
             )
         initial_state = None if cache is None else cache.get_recurrent_state(self.layer_idx)
+        # One new token (a decoding step): the recurrence is one rank-1 update, far cheaper than a 1-token chunk.
+        algorithm = "recurrent" if q.shape[-2] == 1 else self.algorithm
         out = linear_attention(
             q, k, v,
             causal=True,
             normalize=self.normalize,
-            algorithm=self.algorithm,
+            algorithm=algorithm,
             chunk_size=self.chunk_size,
             initial_state=initial_state,
             return_state=cache is not None,
             decay=decay,
             key_mask=km,
+            backend=self.backend,
         )
         if cache is None:
             return out
@@ -140,7 +148,8 @@ class LrpeAttention(nn.Module):
         if key_mask is not None:
             m = key_mask.to(k.dtype)[..., None]
             k, v = k * m, v * m.to(v.dtype)
-        kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay)
+        kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay,
+                      backend=self.backend)
         fwd = linear_attention(q, k, v, **kwargs)
         bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), **kwargs).flip(-2)
         diag = (q * k).sum(-1, keepdim=True).to(v.dtype) * v
