@@ -387,8 +387,8 @@ def driver_main(args) -> None:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=str(REPO / "docs" / "results" / "lm"))
-    p.add_argument("--seq_lens", type=int, nargs="+", default=[512, 2048, 8192, 16384])
-    p.add_argument("--contexts", type=int, nargs="+", default=[256, 4096, 16384])
+    p.add_argument("--seq_lens", type=int, nargs="*", default=[512, 2048, 8192, 16384])
+    p.add_argument("--contexts", type=int, nargs="*", default=[256, 4096, 16384])
     p.add_argument("--hidden_size", type=int, default=512)
     p.add_argument("--num_layers", type=int, default=6)
     p.add_argument("--num_heads", type=int, default=8)
