@@ -238,6 +238,10 @@ def _select_mask(attention_mask):
             m = attention_mask.get(key)
             if m is not None and m.dim() == 2:
                 return m
+        if any(m is not None for m in attention_mask.values()):
+            raise ValueError(
+                "attention_mask dict holds no 2-D (batch, seq_len) padding mask; LRPE layers need the 2-D form"
+            )
         return None
     return attention_mask
 
