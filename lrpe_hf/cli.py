@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "smooth": "smooth",
     "classify-video": "classify_video",
     "train-video": "train_video",
+    "train": "train",
+    "generate": "generate",
 }
 
 
