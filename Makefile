@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX_URL ?=
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
@@ -15,7 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel
 	# torch first and pinned, so no other build (and no CUDA wheels) is ever pulled in on a CPU machine.
-	$(PIP) install "torch==$(TORCH_VERSION)"
+	# Without a GPU, TORCH_CPU_INDEX_URL (PyTorch's CPU-only wheel index, from its install page) picks the CPU build
+	# where the default index would serve the CUDA one; machines with a local CPU wheel need nothing.
+	$(PIP) install "torch==$(TORCH_VERSION)" $(if $(and $(TORCH_CPU_INDEX_URL),$(if $(HAS_GPU),,1)),--index-url $(TORCH_CPU_INDEX_URL))
 	$(PIP) install -c constraints.txt -e ".[test]"
 	# Transformers' own common model tests come from its sdist (not committed here); failure only skips them.
 	-$(PY) tests/hf_common/fetch_common_tests.py

@@ -470,6 +470,10 @@ def run_clm(model_args: ModelArguments, data_args: DataTrainingArguments, run_ar
     if not (training_args.do_train or training_args.do_eval):
         raise ValueError("nothing to do: pass --do_train and/or --do_eval")
     checkpoint = _check_output_dir(training_args, run_args)
+    from ..hub.push import push_request_from_training_args
+
+    # --push_to_hub: one upload at the end (card with the evaluation results), not the Trainer's push per save.
+    push = push_request_from_training_args(training_args)
     set_seed(training_args.seed)
 
     config = build_config(model_args)  # first: a bad preset or override fails before any data work
@@ -529,6 +533,10 @@ def run_clm(model_args: ModelArguments, data_args: DataTrainingArguments, run_ar
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(merged, indent=2) + "\n")
         _print_summary(results, training_args.output_dir if training_args.do_train else None)
+        if push is not None and training_args.do_train:
+            metrics = {k: v for k, v in results.items() if k.startswith("eval_") and isinstance(v, (int, float))}
+            dataset = data_args.dataset_name or data_args.train_file or "Python standard library source"
+            print(push.push(training_args.output_dir, results={"metrics": metrics, "dataset": {"name": str(dataset)}}))
     transformers.utils.logging.set_verbosity_warning()
     return results
 

@@ -133,3 +133,36 @@ def test_script_help_and_error_exit_codes(tmp_path):
         capture_output=True, text=True, env=env,
     )
     assert bad.returncode == 1 and "either --dataset_name or --train_file" in bad.stderr
+
+
+def test_push_to_hub_uploads_once_at_the_end_with_the_eval_results(tmp_path, monkeypatch):
+    """--push_to_hub: the Trainer's own per-save pushing is off; one upload of the final folder with its card."""
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, **kwargs):
+            calls.append(("create_repo", kwargs["repo_id"]))
+
+        def upload_folder(self, **kwargs):
+            files = {p.name: p.read_bytes() for p in Path(kwargs["folder_path"]).iterdir()}
+            calls.append(("upload_folder", kwargs["repo_id"], files))
+            return type("CommitInfo", (), {"commit_url": "commit/abc"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    out = tmp_path / "run"
+    status = train_main([
+        "--output_dir", str(out), "--corpus_max_bytes", "150000", "--cache_dir", str(tmp_path / "cache"),
+        "--push_to_hub", "--hub_model_id", "someone/tiny-lrpe", *TINY,
+    ])
+    assert status == 0
+    assert [c[0] for c in calls] == ["create_repo", "upload_folder"]
+    assert calls[0][1] == calls[1][1] == "someone/tiny-lrpe"
+    files = calls[1][2]
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= set(files)
+    ppl = json.loads((out / "all_results.json").read_text())["eval_perplexity"]
+    assert f"{ppl:.4g}"[:4] in files["README.md"].decode()  # the model-index carries the measured perplexity
