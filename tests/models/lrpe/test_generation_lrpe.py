@@ -1,0 +1,137 @@
+"""generate() with the recurrent LrpeCache: cached == uncached, padding, beams, sampling, refusal of rollback."""
+
+import pytest
+import torch
+
+import lrpe_hf  # noqa: F401
+from transformers import AutoModelForCausalLM
+from lrpe_hf.models.lrpe import LrpeCache, LrpeConfig, LrpeForCausalLM
+
+VOCAB = 64
+PRESETS_TO_TEST = [
+    "lrpe-unitary-householder",
+    "lrpe-rotation-householder-learned",
+    "lrpe-permutation-householder",
+    "lrpe-unitary-householder-learned",
+    "rope",
+    "cosformer",
+    "permuteformer",
+    "lrpe-d",
+    "softmax",
+]
+
+
+def make(name, **kw):
+    torch.manual_seed(0)
+    cfg = LrpeConfig.from_preset(name, size="tiny", vocab_size=VOCAB, pad_token_id=0, eos_token_id=None, **kw)
+    model = LrpeForCausalLM(cfg).eval()
+    # Sharpen the output distribution a little so greedy/beam paths are not decided by float noise.
+    with torch.no_grad():
+        model.model.embed_tokens.weight.mul_(20)
+    return model
+
+
+def prompt(b=2, n=5, seed=0):
+    return torch.randint(1, VOCAB, (b, n), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", PRESETS_TO_TEST)
+def test_greedy_and_beam_cached_equal_uncached(name):
+    model = make(name)
+    x = prompt()
+    kw = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    cached = model.generate(x, use_cache=True, **kw)
+    uncached = model.generate(x, use_cache=False, **kw)
+    assert cached.shape == (2, 13)
+    assert torch.equal(cached, uncached)
+    beam_c = model.generate(x, use_cache=True, num_beams=3, **kw)
+    beam_u = model.generate(x, use_cache=False, num_beams=3, **kw)
+    assert torch.equal(beam_c, beam_u)
+    many = model.generate(x, use_cache=True, num_beams=3, num_return_sequences=2, **kw)
+    assert many.shape == (4, 13) and torch.equal(many[::2], beam_c)
+
+
+@pytest.mark.parametrize("name", ["lrpe-unitary-householder", "lrpe-permutation-householder", "lrpe-d", "softmax"])
+def test_left_padded_batch_equals_unpadded_rows(name):
+    model = make(name)
+    a, b = prompt(1, 7, seed=1), prompt(1, 3, seed=2)
+    batch = torch.cat([a, torch.cat([torch.zeros(1, 4, dtype=torch.long), b], 1)])
+    mask = (batch != 0).long()
+    kw = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
+    out = model.generate(batch, attention_mask=mask, **kw)
+    assert torch.equal(out[0, 7:], model.generate(a, **kw)[0, 7:])
+    assert torch.equal(out[1, 7:], model.generate(b, **kw)[0, 3:])
+    beams = model.generate(batch, attention_mask=mask, num_beams=2, **kw)
+    assert torch.equal(beams[1, 7:], model.generate(b, num_beams=2, **kw)[0, 3:])
+
+
+def test_sampling_with_num_return_sequences():
+    model = make("lrpe-unitary-householder-learned")
+    x = prompt(2, 4)
+    kw = dict(max_new_tokens=6, do_sample=True, top_k=20, num_return_sequences=3, pad_token_id=0)
+    torch.manual_seed(1)
+    s1 = model.generate(x, **kw)
+    torch.manual_seed(1)
+    s2 = model.generate(x, **kw)
+    torch.manual_seed(1)
+    s3 = model.generate(x, use_cache=False, **kw)
+    assert s1.shape == (6, 10)
+    assert torch.equal(s1, s2) and torch.equal(s1, s3)
+    assert torch.equal(s1[:3, :4], x[:1].expand(3, 4)) and torch.equal(s1[3:, :4], x[1:].expand(3, 4))
+
+
+def test_assisted_generation_and_crop_refused():
+    model = make("lrpe-unitary-householder")
+    x = prompt(1, 4)
+    with pytest.raises(ValueError):
+        model.generate(x, assistant_model=make("lrpe-unitary-householder"), max_new_tokens=3, pad_token_id=0)
+    cache = LrpeCache(2)
+    with pytest.raises(ValueError, match="rolled back"):
+        cache.crop(2)
+
+
+def test_generate_after_reload_is_identical(tmp_path):
+    model = make("lrpe-rotation-householder-learned")
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    x = prompt()
+    kw = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    assert torch.equal(model.generate(x, **kw), reloaded.generate(x, **kw))
+
+
+def test_state_size_does_not_grow_with_context():
+    model = make("lrpe-unitary-householder")
+    short = model(prompt(1, 4), use_cache=True).past_key_values
+    long = model(prompt(1, 300), use_cache=True).past_key_values
+    assert long.get_seq_length() == 300
+    for s, l in zip(short.states, long.states):
+        assert s.shape == l.shape  # (batch, heads, 2 * head_dim, head_dim) for the unitary core
+    assert short.states[0].shape == (1, 2, 32, 16)
+    step = model(prompt(1, 1), past_key_values=long, use_cache=True).past_key_values
+    assert step.get_seq_length() == 301 and step.states[0].shape == short.states[0].shape
+
+
+def test_cache_reorder_and_batch_ops():
+    model = make("lrpe-unitary-householder")
+    cache = model(prompt(3, 4), use_cache=True).past_key_values
+    s0 = cache.states[0].clone()
+    cache.reorder_cache(torch.tensor([2, 2, 0]))
+    assert torch.equal(cache.states[0][0], s0[2]) and torch.equal(cache.states[0][2], s0[0])
+    cache.batch_repeat_interleave(2)
+    assert cache.states[0].shape[0] == 6
+    cache.batch_select_indices(torch.tensor([0, 5]))
+    assert cache.states[0].shape[0] == 2 and torch.equal(cache.states[0][1], s0[0])
+
+
+def test_step_from_explicit_positions_matches_mask_positions():
+    """Direct calls: positions come from the attention mask (left padding) or continue from the cache."""
+    model = make("lrpe-unitary-householder")
+    row = prompt(1, 5)
+    padded = torch.cat([torch.zeros(1, 2, dtype=torch.long), row], 1)
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1]])
+    ref = model(row).logits
+    torch.testing.assert_close(model(padded, attention_mask=mask).logits[:, 2:], ref, atol=1e-5, rtol=1e-5)
+    pos = torch.arange(5)[None]
+    torch.testing.assert_close(
+        model(padded[:, 2:], position_ids=pos).logits, ref, atol=1e-6, rtol=1e-6
+    )

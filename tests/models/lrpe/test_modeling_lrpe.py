@@ -1,0 +1,298 @@
+"""LrpeModel and heads: shapes, cache equivalence, save/load, padding awareness, classification, bad input."""
+
+import json
+
+import pytest
+import torch
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+)
+
+import lrpe_hf  # noqa: F401
+from lrpe_hf.layers.position_encoding import PositionEncoding
+from lrpe_hf.models.lrpe import (
+    PRESETS,
+    LrpeCache,
+    LrpeConfig,
+    LrpeForCausalLM,
+    LrpeForMaskedLM,
+    LrpeForSequenceClassification,
+    LrpeModel,
+)
+
+VOCAB = 64
+
+
+def tiny(name="lrpe-unitary-householder", **kw):
+    kw.setdefault("vocab_size", VOCAB)
+    kw.setdefault("pad_token_id", 0)
+    return LrpeConfig.from_preset(name, size="tiny", **kw)
+
+
+def ids(b=2, n=11, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(1, VOCAB, (b, n), generator=g)
+
+
+def perturb_(model):
+    """Move every parameter (and the learned LRPE parts) away from its initial value, so a reload that silently
+    re-initialised something would be caught."""
+    g = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_causal_lm_forward_loss_and_prefix_suffix_cache(name):
+    torch.manual_seed(0)
+    model = LrpeForCausalLM(tiny(name)).eval()
+    x = ids()
+    out = model(x, labels=x)
+    assert out.logits.shape == (2, 11, VOCAB) and torch.isfinite(out.loss)
+    assert out.past_key_values is None  # a training step keeps no state
+    full = model(x, use_cache=False).logits
+    first = model(x[:, :6], use_cache=True)
+    assert isinstance(first.past_key_values, LrpeCache) and first.past_key_values.get_seq_length() == 6
+    second = model(x[:, 6:9], past_key_values=first.past_key_values, use_cache=True)
+    third = model(x[:, 9:], past_key_values=second.past_key_values, use_cache=True)
+    stitched = torch.cat([first.logits, second.logits, third.logits], dim=1)
+    torch.testing.assert_close(stitched, full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", ["parallel", "recurrent"])
+@pytest.mark.parametrize("name", ["lrpe-rotation-householder-learned", "lrpe-d", "rope"])
+def test_attention_algorithms_agree_in_the_model(name, algorithm):
+    torch.manual_seed(0)
+    chunked = LrpeForCausalLM(tiny(name, chunk_size=4)).eval()
+    other = LrpeForCausalLM(tiny(name, attention_algorithm=algorithm)).eval()
+    other.load_state_dict(chunked.state_dict())
+    x = ids(n=13)
+    torch.testing.assert_close(other(x).logits, chunked(x).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_learned_parts_get_gradients_and_fixed_parts_do_not():
+    model = LrpeForCausalLM(tiny("lrpe-rotation-householder-learned"))
+    pe = model.model.layers[0].self_attn.position_encoding
+    assert isinstance(pe.theta, torch.nn.Parameter) and pe.householder_v.requires_grad is False
+    x = ids()
+    model(x, labels=x).loss.backward()
+    assert pe.theta.grad is not None and pe.theta.grad.abs().sum() > 0
+    fixed = LrpeForCausalLM(tiny("lrpe-unitary-householder")).model.layers[0].self_attn.position_encoding
+    assert "theta" not in dict(fixed.named_parameters()) and "theta" in dict(fixed.named_buffers())
+    learned_v = LrpeForCausalLM(tiny(lrpe_householder_learned=True)).model.layers[0].self_attn.position_encoding
+    assert isinstance(learned_v.householder_v, torch.nn.Parameter)
+
+
+def test_random_parts_are_reproducible_from_the_seed_and_differ_per_layer():
+    a = LrpeForCausalLM(tiny("lrpe-permutation-householder"))
+    b = LrpeForCausalLM(tiny("lrpe-permutation-householder"))
+    c = LrpeForCausalLM(tiny("lrpe-permutation-householder", lrpe_seed=7))
+    pa, pb, pc = (m.model.layers[0].self_attn.position_encoding for m in (a, b, c))
+    assert torch.equal(pa.householder_v, pb.householder_v) and torch.equal(pa.permutation, pb.permutation)
+    assert not torch.equal(pa.householder_v, pc.householder_v)
+    pa1 = a.model.layers[1].self_attn.position_encoding
+    assert not torch.equal(pa.householder_v, pa1.householder_v)
+    assert sorted(pa.permutation.tolist()) == list(range(pa.head_dim))
+
+
+@pytest.mark.parametrize(
+    "name", ["lrpe-unitary-householder", "lrpe-rotation-householder-learned", "lrpe-permutation-householder",
+             "permuteformer", "lrpe-d", "cosformer", "softmax"]
+)
+def test_save_reload_identical_logits(tmp_path, name):
+    torch.manual_seed(0)
+    model = LrpeForCausalLM(tiny(name)).eval()
+    perturb_(model)
+    model.save_pretrained(tmp_path)
+    files = {p.name for p in tmp_path.iterdir()}
+    assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt")) for f in files)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert isinstance(reloaded, LrpeForCausalLM)
+    x = ids()
+    assert torch.equal(model(x).logits, reloaded(x).logits)
+    # Non-persistent buffers (fixed theta, decays) were rebuilt, not left as meta-device garbage.
+    for mod_a, mod_b in zip(model.modules(), reloaded.modules()):
+        if isinstance(mod_a, PositionEncoding):
+            for buf_name, buf in mod_a.named_buffers(recurse=False):
+                assert torch.equal(buf, getattr(mod_b, buf_name)), buf_name
+            for p_name, p in mod_a.named_parameters(recurse=False):
+                assert torch.equal(p, getattr(mod_b, p_name)) and getattr(mod_b, p_name).requires_grad
+
+
+def test_checkpoint_contents_random_parts_saved_derived_tables_not(tmp_path):
+    from safetensors.torch import load_file
+
+    LrpeForCausalLM(tiny("lrpe-permutation-householder")).save_pretrained(tmp_path)
+    keys = load_file(tmp_path / "model.safetensors").keys()
+    assert any(k.endswith("position_encoding.householder_v") for k in keys)
+    assert any(k.endswith("position_encoding.permutation") for k in keys)
+    LrpeForCausalLM(tiny("lrpe-d")).save_pretrained(tmp_path / "d")
+    keys = load_file(tmp_path / "d" / "model.safetensors").keys()
+    assert any(k.endswith("position_encoding.theta") for k in keys)  # learned per-head theta
+    assert not any(k.endswith("position_encoding.decay") for k in keys)  # derived, rebuilt on load
+
+
+def test_heads_load_from_a_base_checkpoint(tmp_path):
+    cfg = tiny(num_labels=3)
+    base = LrpeModel(cfg)
+    perturb_(base)
+    base.save_pretrained(tmp_path)
+    clf = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert isinstance(clf, LrpeForSequenceClassification)
+    assert torch.equal(clf.model.embed_tokens.weight, base.embed_tokens.weight)
+    assert isinstance(AutoModel.from_pretrained(tmp_path), LrpeModel)
+    assert isinstance(AutoModelForMaskedLM.from_config(cfg), LrpeForMaskedLM)
+
+
+def test_tied_embeddings():
+    model = LrpeForCausalLM(tiny())
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    untied = LrpeForCausalLM(tiny(tie_word_embeddings=False))
+    assert untied.lm_head.weight.data_ptr() != untied.model.embed_tokens.weight.data_ptr()
+
+
+def test_return_dict_false_and_hidden_states():
+    model = LrpeForCausalLM(tiny()).eval()
+    x = ids()
+    out = model(x, output_hidden_states=True)
+    assert len(out.hidden_states) == model.config.num_hidden_layers + 1
+    tup = model(x, return_dict=False, use_cache=False)
+    assert isinstance(tup, tuple) and torch.equal(tup[0], out.logits)
+
+
+def test_inputs_embeds_equal_input_ids():
+    model = LrpeForCausalLM(tiny()).eval()
+    x = ids()
+    emb = model.get_input_embeddings()(x)
+    torch.testing.assert_close(model(inputs_embeds=emb).logits, model(x).logits)
+
+
+# -- padding awareness ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["lrpe-unitary-householder", "permuteformer", "lrpe-d", "nope", "softmax"])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_masked_lm_padded_keys_contribute_nothing(name, side):
+    torch.manual_seed(0)
+    model = LrpeForMaskedLM(tiny(name, is_causal=False)).eval()
+    row = ids(1, 7)
+    ref = model(row).logits[0]
+    for pad_value in (0, 5):  # what sits in the padded slots must not matter
+        pad = torch.full((1, 4), pad_value)
+        batch = torch.cat([row, pad], 1) if side == "right" else torch.cat([pad, row], 1)
+        mask = torch.cat([torch.ones(1, 7), torch.zeros(1, 4)], 1) if side == "right" else \
+            torch.cat([torch.zeros(1, 4), torch.ones(1, 7)], 1)
+        out = model(batch, attention_mask=mask.long()).logits[0]
+        real = out[:7] if side == "right" else out[4:]
+        torch.testing.assert_close(real, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_masked_lm_is_bidirectional_and_has_loss():
+    model = LrpeForMaskedLM(tiny()).eval()
+    x = ids(1, 9)
+    y = x.clone()
+    y[0, -1] = (y[0, -1] % (VOCAB - 1)) + 1
+    # Changing the last token changes the first position's logits (causal models would not).
+    assert not torch.allclose(model(x).logits[0, 0], model(y).logits[0, 0])
+    labels = torch.full_like(x, -100)
+    labels[0, 3] = x[0, 3]
+    assert torch.isfinite(model(x, labels=labels).loss)
+
+
+@pytest.mark.parametrize(
+    "problem_type,num_labels,labels",
+    [
+        ("regression", 1, torch.tensor([0.5, -1.0])),
+        ("single_label_classification", 3, torch.tensor([0, 2])),
+        ("multi_label_classification", 3, torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])),
+    ],
+)
+def test_sequence_classification_problem_types(problem_type, num_labels, labels):
+    model = LrpeForSequenceClassification(tiny(num_labels=num_labels, problem_type=problem_type))
+    out = model(ids(), labels=labels)
+    assert out.logits.shape == (2, num_labels) and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.classifier.weight.grad is not None
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first"])
+def test_sequence_classification_ignores_padding(pooling):
+    model = LrpeForSequenceClassification(tiny(num_labels=2, classifier_pooling=pooling)).eval()
+    row = ids(1, 6)
+    ref = model(row).logits
+    for batch, mask in (
+        (torch.cat([row, torch.zeros(1, 3, dtype=torch.long)], 1), torch.tensor([[1] * 6 + [0] * 3])),
+        (torch.cat([torch.zeros(1, 3, dtype=torch.long), row], 1), torch.tensor([[0] * 3 + [1] * 6])),
+    ):
+        torch.testing.assert_close(model(batch, attention_mask=mask).logits, ref, atol=1e-5, rtol=1e-5)
+
+
+# -- bad input ------------------------------------------------------------------------------------------------
+def test_input_ids_out_of_vocabulary():
+    model = LrpeForCausalLM(tiny())
+    with pytest.raises(ValueError, match=r"vocab_size=64.*\[1, 64\]"):
+        model(torch.tensor([[1, 2, VOCAB]]))
+    with pytest.raises(ValueError, match="vocab_size"):
+        model(torch.tensor([[1, -1]]))
+
+
+def test_mismatched_attention_mask():
+    model = LrpeForCausalLM(tiny())
+    x = ids(2, 5)
+    for bad in (torch.ones(2, 4), torch.ones(3, 5), torch.ones(2, 1, 5, 5)):
+        with pytest.raises(ValueError, match="attention_mask must have shape"):
+            model(x, attention_mask=bad)
+    with pytest.raises(ValueError, match="position_ids"):
+        model(x, position_ids=torch.arange(4)[None])
+    with pytest.raises(ValueError, match="exactly one"):
+        model()
+    with pytest.raises(ValueError, match="inputs_embeds"):
+        model(inputs_embeds=torch.zeros(2, 5, 3))
+
+
+def test_positions_beyond_permutation_table():
+    model = LrpeForCausalLM(tiny("lrpe-permutation-householder", absolute_position_embedding="none")).eval()
+    with pytest.raises(ValueError, match="permutation"):
+        model(ids(1, 3), position_ids=torch.tensor([[0, 1, 10**7]]))
+
+
+def test_learned_absolute_positions_beyond_table():
+    model = LrpeModel(tiny(absolute_position_embedding="learned", max_position_embeddings=8))
+    with pytest.raises(ValueError, match="max_position_embeddings=8"):
+        model(ids(1, 9))
+
+
+def test_bidirectional_model_refuses_a_cache():
+    model = LrpeModel(tiny(), causal=False)
+    with pytest.raises(ValueError, match="bidirectional"):
+        model(ids(), past_key_values=LrpeCache(2))
+    with pytest.raises(ValueError, match="LrpeCache"):
+        LrpeModel(tiny())(ids(), past_key_values=object())
+
+
+def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
+    import transformers.modeling_utils as mu
+
+    model = LrpeForCausalLM(tiny()).eval()
+    model.save_pretrained(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    perturb_(model)
+    model.config.lrpe_seed = 99  # the config on disk must not change either
+
+    def broken_save(state_dict, filename, *args, **kwargs):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(mu, "safe_save_file", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        model.save_pretrained(tmp_path)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.tmp")]
+    assert json.loads(before["config.json"])["lrpe_seed"] == 0
+    monkeypatch.undo()
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert reloaded.config.lrpe_seed == 0
