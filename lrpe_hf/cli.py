@@ -11,6 +11,7 @@ import sys
 COMMANDS: dict[str, str] = {
     "train": "train",
     "generate": "generate",
+    "compare": "compare",
 }
 
 
