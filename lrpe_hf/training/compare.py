@@ -617,6 +617,7 @@ def run_one(out: str | Path, settings: CompareSettings, encoding: str, task: str
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,
         prediction_loss_only=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     collator = default_data_collator if task == "clm" else MaskedLMCollator(tokenizer, settings.mlm_probability)
     timer = _step_timer_callback()
