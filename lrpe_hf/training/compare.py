@@ -820,7 +820,9 @@ def plot(agg: dict, settings: CompareSettings, path: Path, task: str) -> None:
     ax1.legend(fontsize=7)
     ax1.grid(alpha=0.3)
     ax2.set_xscale("log", base=2)
-    ax2.set_yscale("log")
+    lengths = [settings.context * f for f in settings.extrapolation]
+    ax2.set_xticks(lengths, [str(n) for n in lengths])
+    ax2.minorticks_off()
     ax2.set_xlabel("evaluation length (tokens)")
     ax2.set_ylabel("test perplexity")
     ax2.set_title(f"length extrapolation (trained at {settings.context})")
@@ -922,11 +924,22 @@ def build_parser(prog: str | None = None, add_help: bool = True) -> argparse.Arg
     parser.add_argument("--size", default="small", choices=sorted(SIZES),
                         help="'small': CPU preset (2 x 128, context 256); 'wikitext': the paper's sizes (GPU)")
     g = parser.add_argument_group("budget (defaults from --size)")
-    for name, typ in (("context", int), ("batch_size", int), ("gradient_accumulation_steps", int), ("max_steps", int),
-                      ("learning_rate", float), ("warmup_steps", int), ("lr_scheduler_type", str),
-                      ("weight_decay", float), ("vocab_size", int), ("eval_tokens", int), ("curve_eval_tokens", int),
-                      ("eval_points", int)):
-        g.add_argument(f"--{name}", type=typ, default=None)
+    budget_help = {
+        "context": (int, "training sequence length in tokens"),
+        "batch_size": (int, "sequences per device step"),
+        "gradient_accumulation_steps": (int, "device steps per update"),
+        "max_steps": (int, "updates per model (tokens seen = max_steps x batch x accumulation x context)"),
+        "learning_rate": (float, "peak AdamW learning rate"),
+        "warmup_steps": (int, "linear warm-up updates"),
+        "lr_scheduler_type": (str, "Transformers scheduler name (cosine, inverse_sqrt, linear, ...)"),
+        "weight_decay": (float, "AdamW weight decay"),
+        "vocab_size": (int, "size of the byte-level BPE trained on the training split"),
+        "eval_tokens": (int, "tokens evaluated per split and length (the same text at every length)"),
+        "curve_eval_tokens": (int, "validation tokens of the loss curve's evaluations"),
+        "eval_points": (int, "points of the validation loss curve"),
+    }
+    for name, (typ, text) in budget_help.items():
+        g.add_argument(f"--{name}", type=typ, default=None, help=text)
     g.add_argument("--chunk_size", type=int, default=64, help="chunk length of chunked linear attention")
     g.add_argument("--extrapolation", default="1,2,4", help="evaluation lengths as multiples of --context")
     g.add_argument("--config_overrides", default=None, help="model fields for every encoding: 'hidden_size=64,...'")
