@@ -16,6 +16,10 @@ __version__ = "0.1.0"
 #   and optionally IMAGE_PROCESSOR_CLASS.
 MODEL_TYPES: dict[str, str] = {
     "lrpe": "lrpe",
+    "fixation_vit": "fixation_vit",
+    "dgfn": "dgfn",
+    "lrpe_vit": "lrpe_vit",
+    "mixformer": "mixformer",
 }
 
 
@@ -42,4 +46,24 @@ from .models.lrpe import (  # noqa: E402
     LrpeForMaskedLM,
     LrpeForSequenceClassification,
     LrpeModel,
+)
+from .models.fixation_vit import (  # noqa: E402
+    FixationViTConfig,
+    FixationViTForVideoClassification,
+    FixationViTImageProcessor,
+    FixationViTModel,
+)
+from .models.dgfn import DgfnConfig, DgfnForImageSmoothing, DgfnImageProcessor  # noqa: E402
+from .models.dgfn.pipeline_dgfn import SmoothingPipeline  # noqa: E402
+from .models.mixformer import (  # noqa: E402
+    MixFormerConfig,
+    MixFormerForConditionalGeneration,
+    MixFormerForImageClassification,
+    MixFormerModel,
+)
+from .models.lrpe_vit import (  # noqa: E402
+    LrpeVitConfig,
+    LrpeVitForImageClassification,
+    LrpeVitImageProcessor,
+    LrpeVitModel,
 )

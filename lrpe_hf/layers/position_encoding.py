@@ -13,36 +13,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-try:  # the real operators (lrpe_hf.ops.lrpe)
-    from ..ops.lrpe import (
-        cosformer_reweight,
-        lrpe,
-        lrpe_d_decay,
-        lrpe_d_theta,
-        lrpe_output_dim,
-        lrpe_theta,
-        make_householder_vector,
-        make_permutation,
-        permuteformer_decay,
-        rope,
-    )
-except ImportError:  # pragma: no cover - scratch placeholder until the operators land
-    from ..ops._scratch_lrpe import (
-        cosformer_reweight,
-        lrpe,
-        lrpe_d_decay,
-        lrpe_d_theta,
-        lrpe_output_dim,
-        lrpe_theta,
-        make_householder_vector,
-        make_permutation,
-        permuteformer_decay,
-        rope,
-    )
-
-# PermuteFormer draws its permutation with this fixed seed in the authors' code (spec section 8).
-PERMUTEFORMER_SEED = 0xDEADBEEFDEADBEEF & 0x7FFFFFFFFFFFFFFF
-
+from ..ops.lrpe import (
+    cosformer_reweight,
+    lrpe,
+    lrpe_d_decay,
+    lrpe_d_theta,
+    lrpe_output_dim,
+    lrpe_theta,
+    make_householder_vector,
+    make_permutation,
+    permutation_table,
+    permuteformer_decay,
+    permuteformer_permutation,
+    rope,
+)
 
 class PositionEncoding(nn.Module):
     """Transforms per-head queries or keys ``(batch, heads, n, head_dim)`` at absolute positions ``(batch, n)``.
@@ -52,7 +36,8 @@ class PositionEncoding(nn.Module):
         head_dim, num_heads: per-head feature size and number of heads.
         core, p, theta_type, theta_learned, householder_learned: LRPE settings (``kind="lrpe"`` only); one module
             per layer, shared by all heads, as in the authors' code.
-        max_positions: cosFormer's M and the length l of theta types b/c (fixed so caching stays exact).
+        max_positions: cosFormer's M, the length l of theta types b/c (fixed so caching stays exact) and the
+            length of the permutation table (positions beyond it raise ValueError).
         seed: seed of the generator drawing the Householder vector and the permutation.
         layer_idx, num_layers: position of the layer (LRPE-d's decay depends on it).
 
@@ -108,9 +93,12 @@ class PositionEncoding(nn.Module):
         else:
             self.householder_v = None
         if self.core == "permutation" or kind == "permuteformer":
+            # pi is saved; the table of its powers pi^s, s < max_positions, is derived (rebuilt after loading).
             self.register_buffer("permutation", self._draw_permutation(), persistent=True)
+            self.register_buffer("permutation_table", self._compute_permutation_table(), persistent=False)
         else:
             self.permutation = None
+            self.permutation_table = None
         decay = self._compute_decay()
         if decay is not None:
             self.register_buffer("decay", decay, persistent=False)
@@ -125,8 +113,8 @@ class PositionEncoding(nn.Module):
         if self.kind == "lrpe" and self.core in ("rotation", "unitary"):
             length = self.max_positions if self.theta_type in ("b", "c") else None
             return lrpe_theta(self.head_dim, self.core, self.theta_type, length=length).float()
-        if self.kind == "lrpe_d":  # per-head frequencies, (heads, 1, d) to broadcast over (batch, heads, n, d)
-            return lrpe_d_theta(self.num_heads, self.head_dim).float()[:, None, :]
+        if self.kind == "lrpe_d":  # per-head frequencies (heads, d), broadcast by lrpe over (batch, heads, n, d)
+            return lrpe_d_theta(self.num_heads, self.head_dim).float()
         return None
 
     def _compute_decay(self) -> torch.Tensor | None:
@@ -142,8 +130,14 @@ class PositionEncoding(nn.Module):
         return make_householder_vector(self.head_dim, self._generator(self.seed)).float()
 
     def _draw_permutation(self) -> torch.Tensor:
-        seed = PERMUTEFORMER_SEED if self.kind == "permuteformer" else self.seed
-        return make_permutation(self.head_dim, self._generator(seed)).long()
+        if self.kind == "permuteformer":  # the fixed seed of the PermuteFormer code, shared by all layers
+            return permuteformer_permutation(self.head_dim).long()
+        return make_permutation(self.head_dim, self._generator(self.seed)).long()
+
+    def _compute_permutation_table(self) -> torch.Tensor:
+        if self.permutation.is_meta:  # from_pretrained builds on the meta device; _init_weights fills it in
+            return torch.empty(self.max_positions, self.head_dim, dtype=torch.long, device="meta")
+        return permutation_table(self.permutation.cpu(), self.max_positions)
 
     def initial_tensors(self) -> dict[str, torch.Tensor]:
         """Values of every tensor of this module at initialisation (for ``_init_weights``: learned theta gets its
@@ -158,6 +152,12 @@ class PositionEncoding(nn.Module):
         if self.decay is not None:
             out["decay"] = self._compute_decay()
         return out
+
+    def derived_tables(self) -> dict[str, torch.Tensor]:
+        """Tables derived from (possibly loaded) saved tensors; call after :meth:`initial_tensors` is applied."""
+        if self.permutation_table is None:
+            return {}
+        return {"permutation_table": self._compute_permutation_table()}
 
     @property
     def output_dim(self) -> int:
@@ -179,14 +179,14 @@ class PositionEncoding(nn.Module):
                 return x
             return lrpe(
                 x, pos, core=self.core, p=self.p, theta=self.theta, theta_type=self.theta_type,
-                householder_v=self.householder_v, permutation=self.permutation,
+                householder_v=self.householder_v, permutation_table=self.permutation_table,
             )
         if self.kind == "rope":
             return rope(x, pos)
         if self.kind == "cosformer":
             return cosformer_reweight(x, pos, self.max_positions)
         if self.kind == "permuteformer":
-            return lrpe(x, pos, core="permutation", p="identity", permutation=self.permutation)
+            return lrpe(x, pos, core="permutation", p="identity", permutation_table=self.permutation_table)
         if self.kind == "lrpe_d":
             return lrpe(x, pos, core="unitary", p="identity", theta=self.theta)
         raise ValueError(f"unknown position encoding {self.kind!r}")

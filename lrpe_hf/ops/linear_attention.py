@@ -60,7 +60,8 @@ def _log_decay(decay, lead_shape, device, dtype):
     if decay is None:
         return None
     lam = torch.as_tensor(decay, device=device).to(dtype)
-    if torch.any(lam <= 0) or torch.any(lam > 1):
+    # Value checks read tensor data: skipped while torch.compile traces (they would break the graph).
+    if not torch.compiler.is_compiling() and (torch.any(lam <= 0) or torch.any(lam > 1)):
         raise ValueError("decay values must lie in (0, 1]")
     return torch.log(lam).expand(lead_shape)[..., None, None]
 

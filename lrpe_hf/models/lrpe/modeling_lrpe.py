@@ -218,6 +218,9 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
             for name, value in module.initial_tensors().items():
                 tensor = getattr(module, name)
                 init.copy_(tensor, value.to(device=tensor.device, dtype=tensor.dtype))
+            for name, value in module.derived_tables().items():  # from the permutation now in place
+                tensor = getattr(module, name)
+                init.copy_(tensor, value.to(device=tensor.device, dtype=tensor.dtype))
         elif isinstance(module, nn.Linear):
             init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:

@@ -83,7 +83,7 @@ def test_sampling_with_num_return_sequences():
 def test_assisted_generation_and_crop_refused():
     model = make("lrpe-unitary-householder")
     x = prompt(1, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="stateful"):
         model.generate(x, assistant_model=make("lrpe-unitary-householder"), max_new_tokens=3, pad_token_id=0)
     cache = LrpeCache(2)
     with pytest.raises(ValueError, match="rolled back"):

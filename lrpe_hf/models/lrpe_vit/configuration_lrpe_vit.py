@@ -1,0 +1,183 @@
+"""Configuration of the LRPE vision transformer (arXiv 2307.09270, image classification)."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+from ...layers.attention import ATTENTION_TYPES, LRPE_2D_MODES
+from ...ops import FEATURE_MAPS
+from ...ops.lrpe import LRPE_CORES, LRPE_P_MATRICES
+
+POOLING_CHOICES = ("mean", "cls")
+ACTIVATIONS = ("gelu", "relu", "silu")
+
+# The paper's ViT-small (spec lrpe.md section 10): patch 16, width 384, depth 12, 6 heads of 64, MLP 4x, 1+elu,
+# pre-norm, learned APE, mean pooling without CLS, qkv without bias, drop-path 0.1 (DeiT recipe).
+_VIT_SMALL = dict(
+    image_size=224, patch_size=16, hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4.0,
+    feature_map="1+elu", pooling="mean", use_absolute_position_embeddings=True, qkv_bias=False,
+    drop_path_rate=0.1, attention_type="lrpe", lrpe_2d_mode="shared",
+)
+# The four final LRPE configurations (fairseq-evo "icml" group, arch names linear_vit_small_l_*), all with a fixed
+# Householder P.
+PRESETS = {
+    "vit-small-lrpe-rotation": dict(_VIT_SMALL, lrpe_core="rotation", lrpe_p="householder", lrpe_theta_learned=True),
+    "vit-small-lrpe-permutation": dict(_VIT_SMALL, lrpe_core="permutation", lrpe_p="householder"),
+    "vit-small-lrpe-unitary": dict(_VIT_SMALL, lrpe_core="unitary", lrpe_p="householder", lrpe_theta_learned=False),
+    "vit-small-lrpe-unitary-learned": dict(_VIT_SMALL, lrpe_core="unitary", lrpe_p="householder",
+                                           lrpe_theta_learned=True),
+}
+PRESET_ALIASES = {
+    "linear_vit_small_l_ro": "vit-small-lrpe-rotation",
+    "linear_vit_small_l_per": "vit-small-lrpe-permutation",
+    "linear_vit_small_l_un": "vit-small-lrpe-unitary",
+    "linear_vit_small_l_unl": "vit-small-lrpe-unitary-learned",
+}
+
+
+class LrpeVitConfig(PretrainedConfig):
+    r"""ViT whose attention is linear attention with a 2-D LRPE (or, as a like-for-like baseline, another type).
+
+    Args:
+        image_size, patch_size, num_channels: input geometry (tokens: ``(image_size / patch_size) ** 2``).
+        hidden_size, num_hidden_layers, num_attention_heads: width, depth, heads (``head_dim = hidden / heads``).
+        mlp_ratio, hidden_act: MLP width ``mlp_ratio * hidden_size`` and activation (GELU).
+        attention_type: ``"lrpe"`` (default) or a baseline of the same size from
+            ``lrpe_hf.layers.attention.ATTENTION_TYPES`` (``"softmax"``, ``"softmax_relative"``, ``"cosformer"``).
+        feature_map: phi of the LRPE attention (``"1+elu"``).
+        lrpe_core, lrpe_p, lrpe_theta_learned, lrpe_householder_learned, lrpe_seed: the LRPE (one per layer, shared
+            by its heads; the Householder vector and the permutation are drawn from ``lrpe_seed + layer`` and saved).
+        lrpe_2d_mode: ``"shared"`` (official: rows and columns share one angle, so the score depends on dr + dc) or
+            ``"separable"`` (rows and columns on separate channels: a real 2-D relative encoding; rotation/unitary).
+        pooling: ``"mean"`` over the tokens (official, no CLS) or ``"cls"`` (adds a CLS token at grid position
+            (0, 0), left unencoded by the LRPE).
+        use_absolute_position_embeddings: learned APE (official: on). Without it any image size that is a multiple
+            of the patch size works.
+        qkv_bias: bias on q/k/v (official: none).
+        hidden_dropout_prob, attention_dropout, drop_path_rate, layer_norm_eps, initializer_range: as in ViT.
+        cosformer_eps, max_relative_length: options of the baseline attention types.
+
+    Presets: ``LrpeVitConfig.from_preset(name, **overrides)`` with ``name`` in ``LrpeVitConfig.PRESETS``.
+    """
+
+    model_type = "lrpe_vit"
+    PRESETS = PRESETS
+
+    def __init__(
+        self,
+        image_size: int = 224,
+        patch_size: int = 16,
+        num_channels: int = 3,
+        hidden_size: int = 384,
+        num_hidden_layers: int = 12,
+        num_attention_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        hidden_act: str = "gelu",
+        attention_type: str = "lrpe",
+        feature_map: str = "1+elu",
+        lrpe_core: str = "unitary",
+        lrpe_p: str = "householder",
+        lrpe_theta_learned: bool = False,
+        lrpe_householder_learned: bool = False,
+        lrpe_2d_mode: str = "shared",
+        lrpe_seed: int = 0,
+        pooling: str = "mean",
+        use_absolute_position_embeddings: bool = True,
+        qkv_bias: bool = False,
+        hidden_dropout_prob: float = 0.0,
+        attention_dropout: float = 0.0,
+        drop_path_rate: float = 0.1,
+        layer_norm_eps: float = 1e-6,
+        initializer_range: float = 0.02,
+        cosformer_eps: float = 1e-6,
+        max_relative_length: int = 14,
+        **kwargs,
+    ):
+        for name, value in (("image_size", image_size), ("patch_size", patch_size), ("num_channels", num_channels),
+                            ("hidden_size", hidden_size), ("num_hidden_layers", num_hidden_layers),
+                            ("num_attention_heads", num_attention_heads), ("max_relative_length", max_relative_length)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if image_size % patch_size:
+            raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}")
+        if hidden_size % num_attention_heads:
+            raise ValueError(f"hidden_size={hidden_size} must be divisible by num_attention_heads={num_attention_heads}")
+        if not mlp_ratio > 0:
+            raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio!r}")
+        if hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act={hidden_act!r} is not supported; choose one of {ACTIVATIONS}")
+        if attention_type not in ATTENTION_TYPES:
+            raise ValueError(f"attention_type={attention_type!r} is not supported; choose one of {ATTENTION_TYPES}")
+        if feature_map not in FEATURE_MAPS:
+            raise ValueError(f"feature_map={feature_map!r} is not supported; choose one of {FEATURE_MAPS}")
+        if lrpe_core not in LRPE_CORES:
+            raise ValueError(f"lrpe_core={lrpe_core!r} is not supported; choose one of {LRPE_CORES}")
+        if lrpe_p not in LRPE_P_MATRICES:
+            raise ValueError(f"lrpe_p={lrpe_p!r} is not supported; choose one of {LRPE_P_MATRICES}")
+        if lrpe_p == "fft" and lrpe_core != "unitary":
+            raise ValueError("lrpe_p='fft' needs lrpe_core='unitary'")
+        if lrpe_2d_mode not in LRPE_2D_MODES:
+            raise ValueError(f"lrpe_2d_mode={lrpe_2d_mode!r} is not supported; choose one of {LRPE_2D_MODES}")
+        if lrpe_2d_mode == "separable" and lrpe_core not in ("rotation", "unitary"):
+            raise ValueError(f"lrpe_2d_mode='separable' needs lrpe_core 'rotation' or 'unitary', got {lrpe_core!r}")
+        if lrpe_theta_learned and lrpe_core not in ("rotation", "unitary"):
+            raise ValueError(f"lrpe_theta_learned=True needs lrpe_core 'rotation' or 'unitary', got {lrpe_core!r}")
+        if pooling not in POOLING_CHOICES:
+            raise ValueError(f"pooling={pooling!r} is not supported; choose one of {POOLING_CHOICES}")
+        for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("attention_dropout", attention_dropout),
+                            ("drop_path_rate", drop_path_rate)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        if not cosformer_eps > 0:
+            raise ValueError(f"cosformer_eps must be > 0, got {cosformer_eps!r}")
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.num_channels = num_channels
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.mlp_ratio = mlp_ratio
+        self.hidden_act = hidden_act
+        self.attention_type = attention_type
+        self.feature_map = feature_map
+        self.lrpe_core = lrpe_core
+        self.lrpe_p = lrpe_p
+        self.lrpe_theta_learned = lrpe_theta_learned
+        self.lrpe_householder_learned = lrpe_householder_learned
+        self.lrpe_2d_mode = lrpe_2d_mode
+        self.lrpe_seed = lrpe_seed
+        self.pooling = pooling
+        self.use_absolute_position_embeddings = use_absolute_position_embeddings
+        self.qkv_bias = qkv_bias
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_dropout = attention_dropout
+        self.drop_path_rate = drop_path_rate
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.cosformer_eps = cosformer_eps
+        self.max_relative_length = max_relative_length
+        super().__init__(**kwargs)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def intermediate_size(self) -> int:
+        return int(round(self.hidden_size * self.mlp_ratio))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "LrpeVitConfig":
+        """A named configuration (``PRESETS``; the official arch names ``linear_vit_small_l_*`` are aliases),
+        with keyword overrides (e.g. ``num_labels=10``, ``image_size=32``)."""
+        key = PRESET_ALIASES.get(name, name)
+        if key not in PRESETS:
+            raise ValueError(f"unknown LrpeVit preset {name!r}; choose one of {sorted(PRESETS) + sorted(PRESET_ALIASES)}")
+        return cls(**{**PRESETS[key], **overrides})
+
+
+__all__ = ["LrpeVitConfig", "PRESETS", "PRESET_ALIASES"]

@@ -1,0 +1,273 @@
+"""Configuration of the mixed-attention transformer (mixFormer / "mFormer", arXiv 2207.13955)."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+from ...layers.attention import ATTENTION_TYPES, LINEAR_ATTENTION_TYPES
+from ...ops import FEATURE_MAPS
+from ...ops.lrpe import LRPE_CORES, LRPE_P_MATRICES
+
+POOLING_CHOICES = ("mean", "cls")
+FFN_ACTIVATIONS = ("relu", "gelu", "silu")
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_layer_lists(prefix, depth_name, depth, attention, ffn_dims, num_heads):
+    """Per-layer lists must have one entry per layer, known attention types and positive sizes."""
+    for name, values in ((f"{prefix}layer_attention", attention), (f"{prefix}layer_ffn_dim", ffn_dims),
+                         (f"{prefix}layer_num_heads", num_heads)):
+        if not isinstance(values, (list, tuple)):
+            raise ValueError(f"{name} must be a list with one entry per layer, got {values!r}")
+        if len(values) != depth:
+            raise ValueError(f"{name} has {len(values)} entries but {depth_name}={depth}; give one per layer")
+    for i, kind in enumerate(attention):
+        if kind not in ATTENTION_TYPES:
+            raise ValueError(f"{prefix}layer_attention[{i}]={kind!r} is not an attention type; choose from {ATTENTION_TYPES}")
+    for name, values in ((f"{prefix}layer_ffn_dim", ffn_dims), (f"{prefix}layer_num_heads", num_heads)):
+        for i, v in enumerate(values):
+            _positive_int(f"{name}[{i}]", v)
+
+
+class MixFormerConfig(PretrainedConfig):
+    r"""Mixed-attention transformer: every layer picks its own attention type, FFN width and head count.
+
+    Two architectures share this config:
+
+    * ``is_encoder_decoder=False`` (default): a ViT-like **image encoder** as in mixFormer's CIFAR-10 model (spec
+      section 2): patch embedding, CLS token, learned absolute position embedding, tokens scaled by ``sqrt(d)``
+      before the position embedding is added (``scale_embedding``), pre-LN blocks, ReLU FFN, final LayerNorm,
+      mean over the patch tokens (``pooling="mean"``; CLS excluded) or the CLS token.
+    * ``is_encoder_decoder=True``: a **sequence-to-sequence** transformer with shared token embeddings (input,
+      decoder input and output projection), the same per-layer encoder, and a decoder whose self-attention type is
+      per layer (``decoder_layer_*``), with softmax cross-attention.
+
+    Args:
+        hidden_size: embedding dim d (all layers).
+        num_hidden_layers: encoder depth; every ``layer_*`` list has exactly this many entries.
+        layer_attention: per-layer attention type, each one of ``"softmax"``, ``"softmax_relative"``,
+            ``"cosformer"``, ``"lrpe"`` (default: all ``"softmax"``).
+        layer_ffn_dim: per-layer FFN hidden width (default: ``4 * hidden_size``).
+        layer_num_heads: per-layer head count; q/k/v width is ``heads * head_dim`` (independent of d, as in
+            mixFormer/AutoFormer; default ``hidden_size // head_dim``).
+        head_dim: per-head width (64 in mixFormer).
+        decoder_layers, decoder_layer_attention, decoder_layer_ffn_dim, decoder_layer_num_heads,
+            decoder_layer_cross_num_heads: the decoder's depth and per-layer lists (seq2seq only; default: copies of
+            the encoder's when the depths agree; cross-attention heads default to the self-attention heads).
+        max_relative_length: clipping distance K of the relative-key softmax (mixFormer: 14).
+        cosformer_eps: clamp of cosFormer's denominator (official cosFormer 1e-6; mixFormer's super-network 1e-3).
+        cosformer_causal: run cosFormer *causally inside the bidirectional image/text encoder*, reproducing the
+            released mixFormer CIFAR code (spec section 1.4: CLS then sees only itself). Default False, the clean
+            bidirectional form. Decoder self-attention is always causal.
+        lrpe_core, lrpe_p, lrpe_theta_learned, lrpe_householder_learned, lrpe_feature_map, lrpe_seed: settings of
+            the ``"lrpe"`` layers (default: the unitary core with a fixed Householder P, ``1 + elu``); 1-D raster
+            positions for image tokens, like the relative softmax.
+        image_size, patch_size, num_channels: image encoder input (mixFormer: 224, 16, 3).
+        use_cls_token: prepend a CLS token (image encoder).
+        pooling: ``"mean"`` over the patch tokens (mixFormer) or ``"cls"`` (needs ``use_cls_token``).
+        scale_embedding: multiply token embeddings by ``sqrt(hidden_size)`` before adding positions (fairseq).
+        max_position_embeddings: learned-position table length and cosFormer's fixed M (image: tokens of the grid
+            plus CLS by default; text: 512).
+        vocab_size: shared vocabulary (seq2seq).
+        hidden_dropout_prob, attention_dropout, activation_dropout, drop_path_rate: regularisation; drop-path rises
+            linearly from 0 to ``drop_path_rate`` over the encoder layers.
+        activation: FFN activation (``"relu"`` in mixFormer).
+        layer_norm_eps: eps of every LayerNorm.
+    """
+
+    model_type = "mixformer"
+    keys_to_ignore_at_inference = ["past_key_values"]
+
+    def __init__(
+        self,
+        hidden_size: int = 384,
+        num_hidden_layers: int = 12,
+        layer_attention: list[str] | None = None,
+        layer_ffn_dim: list[int] | None = None,
+        layer_num_heads: list[int] | None = None,
+        head_dim: int = 64,
+        decoder_layers: int | None = None,
+        decoder_layer_attention: list[str] | None = None,
+        decoder_layer_ffn_dim: list[int] | None = None,
+        decoder_layer_num_heads: list[int] | None = None,
+        decoder_layer_cross_num_heads: list[int] | None = None,
+        max_relative_length: int = 14,
+        cosformer_eps: float = 1e-6,
+        cosformer_causal: bool = False,
+        lrpe_core: str = "unitary",
+        lrpe_p: str = "householder",
+        lrpe_theta_learned: bool = False,
+        lrpe_householder_learned: bool = False,
+        lrpe_feature_map: str = "1+elu",
+        lrpe_seed: int = 0,
+        image_size: int = 224,
+        patch_size: int = 16,
+        num_channels: int = 3,
+        use_cls_token: bool = True,
+        pooling: str = "mean",
+        scale_embedding: bool = True,
+        max_position_embeddings: int | None = None,
+        vocab_size: int = 1000,
+        hidden_dropout_prob: float = 0.0,
+        attention_dropout: float = 0.0,
+        activation_dropout: float = 0.0,
+        drop_path_rate: float = 0.0,
+        activation: str = "relu",
+        layer_norm_eps: float = 1e-5,
+        initializer_range: float = 0.02,
+        is_encoder_decoder: bool = False,
+        use_cache: bool = True,
+        pad_token_id: int | None = None,
+        bos_token_id: int | None = None,
+        eos_token_id: int | None = None,
+        decoder_start_token_id: int | None = None,
+        tie_word_embeddings: bool = True,
+        **kwargs,
+    ):
+        _positive_int("hidden_size", hidden_size)
+        _positive_int("num_hidden_layers", num_hidden_layers)
+        _positive_int("head_dim", head_dim)
+        depth = num_hidden_layers
+        if layer_attention is None:
+            layer_attention = ["softmax"] * depth
+        if layer_ffn_dim is None:
+            layer_ffn_dim = [4 * hidden_size] * depth
+        if layer_num_heads is None:
+            layer_num_heads = [max(1, hidden_size // head_dim)] * depth
+        _check_layer_lists("", "num_hidden_layers", depth, layer_attention, layer_ffn_dim, layer_num_heads)
+
+        if is_encoder_decoder:
+            if decoder_layers is None:
+                decoder_layers = depth
+            _positive_int("decoder_layers", decoder_layers)
+            same = decoder_layers == depth
+            if decoder_layer_attention is None:
+                decoder_layer_attention = list(layer_attention) if same else ["softmax"] * decoder_layers
+            if decoder_layer_ffn_dim is None:
+                decoder_layer_ffn_dim = list(layer_ffn_dim) if same else [4 * hidden_size] * decoder_layers
+            if decoder_layer_num_heads is None:
+                decoder_layer_num_heads = list(layer_num_heads) if same else [max(1, hidden_size // head_dim)] * decoder_layers
+            if decoder_layer_cross_num_heads is None:
+                decoder_layer_cross_num_heads = list(decoder_layer_num_heads)
+            _check_layer_lists("decoder_", "decoder_layers", decoder_layers, decoder_layer_attention,
+                               decoder_layer_ffn_dim, decoder_layer_num_heads)
+            if len(decoder_layer_cross_num_heads) != decoder_layers:
+                raise ValueError(f"decoder_layer_cross_num_heads has {len(decoder_layer_cross_num_heads)} entries "
+                                 f"but decoder_layers={decoder_layers}")
+            for i, v in enumerate(decoder_layer_cross_num_heads):
+                _positive_int(f"decoder_layer_cross_num_heads[{i}]", v)
+            _positive_int("vocab_size", vocab_size)
+
+        _positive_int("max_relative_length", max_relative_length)
+        if not cosformer_eps > 0:
+            raise ValueError(f"cosformer_eps must be > 0, got {cosformer_eps!r}")
+        if lrpe_core not in LRPE_CORES:
+            raise ValueError(f"lrpe_core={lrpe_core!r} is not supported; choose one of {LRPE_CORES}")
+        if lrpe_p not in LRPE_P_MATRICES:
+            raise ValueError(f"lrpe_p={lrpe_p!r} is not supported; choose one of {LRPE_P_MATRICES}")
+        if lrpe_p == "fft" and lrpe_core != "unitary":
+            raise ValueError("lrpe_p='fft' needs lrpe_core='unitary'")
+        if lrpe_theta_learned and lrpe_core not in ("rotation", "unitary"):
+            raise ValueError(f"lrpe_theta_learned=True needs lrpe_core 'rotation' or 'unitary', got {lrpe_core!r}")
+        if lrpe_feature_map not in FEATURE_MAPS:
+            raise ValueError(f"lrpe_feature_map={lrpe_feature_map!r} is not supported; choose one of {FEATURE_MAPS}")
+        for name, value in (("image_size", image_size), ("patch_size", patch_size), ("num_channels", num_channels)):
+            _positive_int(name, value)
+        if not is_encoder_decoder and image_size % patch_size:
+            raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}")
+        if pooling not in POOLING_CHOICES:
+            raise ValueError(f"pooling={pooling!r} is not supported; choose one of {POOLING_CHOICES}")
+        if pooling == "cls" and not use_cls_token:
+            raise ValueError("pooling='cls' needs use_cls_token=True")
+        if activation not in FFN_ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is not supported; choose one of {FFN_ACTIVATIONS}")
+        for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("attention_dropout", attention_dropout),
+                            ("activation_dropout", activation_dropout), ("drop_path_rate", drop_path_rate)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        if max_position_embeddings is None:
+            if is_encoder_decoder:
+                max_position_embeddings = 512
+            else:
+                max_position_embeddings = (image_size // patch_size) ** 2 + int(use_cls_token)
+        _positive_int("max_position_embeddings", max_position_embeddings)
+
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.layer_attention = list(layer_attention)
+        self.layer_ffn_dim = [int(v) for v in layer_ffn_dim]
+        self.layer_num_heads = [int(v) for v in layer_num_heads]
+        self.head_dim = head_dim
+        self.decoder_layers = decoder_layers
+        self.decoder_layer_attention = None if decoder_layer_attention is None else list(decoder_layer_attention)
+        self.decoder_layer_ffn_dim = None if decoder_layer_ffn_dim is None else [int(v) for v in decoder_layer_ffn_dim]
+        self.decoder_layer_num_heads = None if decoder_layer_num_heads is None else [int(v) for v in decoder_layer_num_heads]
+        self.decoder_layer_cross_num_heads = (
+            None if decoder_layer_cross_num_heads is None else [int(v) for v in decoder_layer_cross_num_heads]
+        )
+        self.max_relative_length = max_relative_length
+        self.cosformer_eps = cosformer_eps
+        self.cosformer_causal = cosformer_causal
+        self.lrpe_core = lrpe_core
+        self.lrpe_p = lrpe_p
+        self.lrpe_theta_learned = lrpe_theta_learned
+        self.lrpe_householder_learned = lrpe_householder_learned
+        self.lrpe_feature_map = lrpe_feature_map
+        self.lrpe_seed = lrpe_seed
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.num_channels = num_channels
+        self.use_cls_token = use_cls_token
+        self.pooling = pooling
+        self.scale_embedding = scale_embedding
+        self.max_position_embeddings = max_position_embeddings
+        self.vocab_size = vocab_size
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_dropout = attention_dropout
+        self.activation_dropout = activation_dropout
+        self.drop_path_rate = drop_path_rate
+        self.activation = activation
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.use_cache = use_cache  # the base class drops it (hf_integration section 1)
+        super().__init__(
+            is_encoder_decoder=is_encoder_decoder,
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            decoder_start_token_id=decoder_start_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )
+
+    @property
+    def num_attention_heads(self) -> int:
+        """Largest encoder head count (what generic Transformers utilities read)."""
+        return max(self.layer_num_heads)
+
+    @property
+    def uses_linear_attention(self) -> bool:
+        layers = list(self.layer_attention) + list(self.decoder_layer_attention or [])
+        return any(kind in LINEAR_ATTENTION_TYPES for kind in layers)
+
+    def attention_options(self) -> dict:
+        """Keyword options for :func:`lrpe_hf.layers.attention.build_attention` shared by every layer."""
+        return {
+            "max_relative_length": self.max_relative_length,
+            "max_positions": self.max_position_embeddings,
+            "cosformer_eps": self.cosformer_eps,
+            "feature_map": self.lrpe_feature_map,
+            "lrpe_core": self.lrpe_core,
+            "lrpe_p": self.lrpe_p,
+            "lrpe_theta_learned": self.lrpe_theta_learned,
+            "lrpe_householder_learned": self.lrpe_householder_learned,
+            "lrpe_2d_mode": "shared",
+            "norm_eps": 1e-5,
+        }
+
+
+__all__ = ["MixFormerConfig", "POOLING_CHOICES"]

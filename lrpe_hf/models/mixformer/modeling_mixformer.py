@@ -1,0 +1,563 @@
+"""Mixed-attention transformer (mixFormer, arXiv 2207.13955): per-layer attention type, FFN width and head count.
+
+* :class:`MixFormerModel`: the backbone. Image encoder (``pixel_values``) or, with ``config.is_encoder_decoder``,
+  a text encoder-decoder (``input_ids``, ``decoder_input_ids``).
+* :class:`MixFormerForImageClassification`: mean over patch tokens (or CLS) -> linear classifier.
+* :class:`MixFormerForConditionalGeneration`: seq2seq LM head tied to the shared embeddings; ``generate()`` with
+  greedy/beam search/sampling through :class:`MixFormerCache` (softmax layers keep keys/values, linear layers keep a
+  recurrent state, cross-attention keeps the projected encoder keys/values).
+
+Layers (:class:`MixFormerEncoderLayer`, :class:`MixFormerDecoderLayer`) accept ``num_heads=`` and ``ffn_dim=``
+and run on inputs narrower than ``hidden_size`` (prefix slicing, ``lrpe_hf.layers.elastic``), so the NAS
+super-network can reuse them unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPooling,
+    ImageClassifierOutput,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
+from transformers.utils import can_return_tuple
+
+from ...layers.attention import LrpeEncoding, RelativeSoftmaxAttention, build_attention
+from ...layers.elastic import DropPath, FeedForward, PatchEmbedding, sliced_layer_norm
+from ..modeling_common import AtomicSaveMixin
+from .configuration_mixformer import MixFormerConfig
+
+
+# ------------------------------------------------------------------------------------------------------- cache
+class MixFormerCache(Cache):
+    """Per-layer decoder state for ``generate``: one dict of tensors per decoder layer for self-attention
+    (softmax: ``key``/``value``/``key_positions``[/``key_mask``]; cosFormer/LRPE: the recurrent ``state`` and the
+    ``seen`` count) and one for cross-attention (projected encoder ``key``/``value``, computed once).
+
+    Self-contained (``Cache.__init__`` is not called; its signature drifts between versions, hf_integration §3):
+    generate reads ``get_seq_length``, ``reorder_cache`` and the flags below. A recurrent state cannot be rolled
+    back, so ``crop`` raises and assisted decoding is refused.
+    """
+
+    is_compileable = False
+    is_croppable = False
+
+    def __init__(self, num_layers: int):
+        self.layers, self.offloading = [], False
+        self.self_states: list[dict | None] = [None] * num_layers
+        self.cross_states: list[dict | None] = [None] * num_layers
+        self.seen_tokens = 0
+
+    def __len__(self):
+        return len(self.self_states)
+
+    def get_seq_length(self, layer_idx: int = 0, *args, **kwargs) -> int:
+        return self.seen_tokens
+
+    def get_max_length(self, *args, **kwargs) -> int:
+        return -1
+
+    def get_max_cache_shape(self, *args, **kwargs) -> int:
+        return -1
+
+    def get_mask_sizes(self, *args, **kwargs):
+        return 0, 0
+
+    def _map(self, fn):
+        for states in (self.self_states, self.cross_states):
+            for i, state in enumerate(states):
+                if state is not None:
+                    states[i] = {k: fn(v) if torch.is_tensor(v) else v for k, v in state.items()}
+
+    def reorder_cache(self, beam_idx: torch.LongTensor):
+        self._map(lambda t: t.index_select(0, beam_idx.to(t.device)))
+
+    def batch_repeat_interleave(self, repeats: int):
+        self._map(lambda t: t.repeat_interleave(repeats, dim=0))
+
+    def batch_select_indices(self, indices: torch.Tensor):
+        self._map(lambda t: t[indices])
+
+    def reset(self):
+        n = len(self.self_states)
+        self.self_states, self.cross_states, self.seen_tokens = [None] * n, [None] * n, 0
+
+    def crop(self, max_length: int):
+        raise NotImplementedError("MixFormerCache holds recurrent states that cannot be rolled back (no crop)")
+
+
+# ------------------------------------------------------------------------------------------------------- layers
+def _attention_kwargs(config: MixFormerConfig, layer_idx: int) -> dict:
+    options = config.attention_options()
+    options["lrpe_seed"] = config.lrpe_seed + layer_idx
+    options["dropout"] = config.attention_dropout
+    return options
+
+
+class MixFormerEncoderLayer(GradientCheckpointingLayer):
+    """Pre-LN block: ``x + drop_path(attn(LN(x)))``, then ``x + drop_path(FFN(LN(x)))``.
+
+    ``forward(hidden_states, key_padding_mask=None, positions=None, grid=None, num_heads=None, ffn_dim=None)``;
+    ``hidden_states`` may be narrower than ``hidden_size`` (sliced super-network), the attention may use fewer
+    heads and the FFN fewer hidden units.
+    """
+
+    def __init__(self, config: MixFormerConfig, layer_idx: int, attention_type: str, ffn_dim: int, num_heads: int,
+                 drop_path: float = 0.0):
+        super().__init__()
+        d = config.hidden_size
+        self.attention_type = attention_type
+        self.causal = attention_type == "cosformer" and config.cosformer_causal
+        self.self_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.self_attn = build_attention(attention_type, d, num_heads, config.head_dim,
+                                         **_attention_kwargs(config, layer_idx))
+        self.final_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(d, ffn_dim, config.activation, config.activation_dropout)
+        self.dropout = config.hidden_dropout_prob
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, hidden_states, key_padding_mask=None, positions=None, grid=None, num_heads=None,
+                ffn_dim=None):
+        h, _ = self.self_attn(sliced_layer_norm(hidden_states, self.self_attn_layer_norm),
+                              key_padding_mask=key_padding_mask, positions=positions, grid=grid,
+                              causal=self.causal, num_heads=num_heads)
+        hidden_states = hidden_states + self.drop_path(F.dropout(h, self.dropout, self.training))
+        h = self.ffn(sliced_layer_norm(hidden_states, self.final_layer_norm), ffn_dim=ffn_dim)
+        return hidden_states + self.drop_path(F.dropout(h, self.dropout, self.training))
+
+
+class MixFormerDecoderLayer(GradientCheckpointingLayer):
+    """Pre-LN decoder block: causal self-attention (per-layer type), softmax cross-attention, FFN.
+
+    ``forward(hidden_states, encoder_hidden_states, encoder_key_mask=None, key_padding_mask=None,
+    positions=None, past_key_values=None, use_cache=False, num_heads=None, cross_num_heads=None, ffn_dim=None)``
+    returns ``(hidden_states, (self_state, cross_state))``; ``past_key_values`` is this layer's pair of state dicts.
+    """
+
+    def __init__(self, config: MixFormerConfig, layer_idx: int, attention_type: str, ffn_dim: int, num_heads: int,
+                 cross_num_heads: int):
+        super().__init__()
+        d = config.hidden_size
+        self.attention_type = attention_type
+        kwargs = _attention_kwargs(config, layer_idx)
+        self.self_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.self_attn = build_attention(attention_type, d, num_heads, config.head_dim, **kwargs)
+        self.encoder_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.encoder_attn = build_attention("softmax", d, cross_num_heads, config.head_dim, **kwargs)
+        self.final_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(d, ffn_dim, config.activation, config.activation_dropout)
+        self.dropout = config.hidden_dropout_prob
+
+    def forward(self, hidden_states, encoder_hidden_states, encoder_key_mask=None, key_padding_mask=None,
+                positions=None, past_key_values=None, use_cache=False, num_heads=None, cross_num_heads=None,
+                ffn_dim=None):
+        self_past, cross_past = past_key_values if past_key_values is not None else (None, None)
+        h, self_state = self.self_attn(sliced_layer_norm(hidden_states, self.self_attn_layer_norm),
+                                       key_padding_mask=key_padding_mask, positions=positions, causal=True,
+                                       past_state=self_past, use_cache=use_cache, num_heads=num_heads)
+        hidden_states = hidden_states + F.dropout(h, self.dropout, self.training)
+        h, cross_state = self.encoder_attn(sliced_layer_norm(hidden_states, self.encoder_attn_layer_norm),
+                                           None if cross_past else encoder_hidden_states,
+                                           key_padding_mask=encoder_key_mask, past_state=cross_past,
+                                           use_cache=use_cache, num_heads=cross_num_heads)
+        hidden_states = hidden_states + F.dropout(h, self.dropout, self.training)
+        h = self.ffn(sliced_layer_norm(hidden_states, self.final_layer_norm), ffn_dim=ffn_dim)
+        hidden_states = hidden_states + F.dropout(h, self.dropout, self.training)
+        return hidden_states, (self_state, cross_state)
+
+
+class MixFormerImageEmbeddings(nn.Module):
+    """Patch embedding, CLS token, ``* sqrt(d)`` scale (``scale_embedding``), learned absolute positions.
+
+    ``forward(pixel_values, hidden_size=None)`` -> ``(tokens (batch, [1 +] rows * cols, d), (rows, cols))``.
+    """
+
+    def __init__(self, config: MixFormerConfig):
+        super().__init__()
+        d = config.hidden_size
+        self.config = config
+        self.patch_embeddings = PatchEmbedding(config.num_channels, d, config.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if config.use_cls_token else None
+        self.position_embeddings = nn.Parameter(torch.zeros(1, config.max_position_embeddings, d))
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, pixel_values, hidden_size=None):
+        x, grid = self.patch_embeddings(pixel_values, hidden_size)
+        d = x.shape[-1]
+        if self.cls_token is not None:
+            x = torch.cat((self.cls_token[..., :d].expand(x.shape[0], -1, -1).to(x.dtype), x), dim=1)
+        n = x.shape[1]
+        if n > self.position_embeddings.shape[1]:
+            raise ValueError(
+                f"the image gives {n} tokens but the model has {self.position_embeddings.shape[1]} positions "
+                f"(image_size={self.config.image_size}, patch_size={self.config.patch_size}); resize the input"
+            )
+        if self.config.scale_embedding:
+            x = x * math.sqrt(d)
+        x = x + self.position_embeddings[:, :n, :d].to(x.dtype)
+        return self.dropout(x), grid
+
+
+class MixFormerEncoder(nn.Module):
+    """Stack of :class:`MixFormerEncoderLayer` (per-layer type/FFN/heads from the config) + final LayerNorm."""
+
+    def __init__(self, config: MixFormerConfig):
+        super().__init__()
+        depth = config.num_hidden_layers
+        rates = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        self.layers = nn.ModuleList(
+            MixFormerEncoderLayer(config, i, config.layer_attention[i], config.layer_ffn_dim[i],
+                                  config.layer_num_heads[i], rates[i])
+            for i in range(depth)
+        )
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states, key_padding_mask=None, positions=None, output_hidden_states=False):
+        all_hidden = (hidden_states,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, key_padding_mask=key_padding_mask, positions=positions)
+            if output_hidden_states:
+                all_hidden = all_hidden + (hidden_states,)
+        return sliced_layer_norm(hidden_states, self.layer_norm), all_hidden
+
+
+class MixFormerTextEncoder(nn.Module):
+    """Token embeddings (shared) ``* sqrt(d)`` + learned positions -> :class:`MixFormerEncoder` (seq2seq side)."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, config: MixFormerConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = embed_tokens
+        self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.encoder = MixFormerEncoder(config)
+        self.embed_scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_hidden_states=None,
+                return_dict=True, **kwargs):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        n = inputs_embeds.shape[1]
+        if n > self.config.max_position_embeddings:
+            raise ValueError(f"input length {n} exceeds max_position_embeddings={self.config.max_position_embeddings}")
+        positions = torch.arange(n, device=inputs_embeds.device)
+        x = inputs_embeds * self.embed_scale + self.embed_positions(positions)[None]
+        x = F.dropout(x, self.config.hidden_dropout_prob, self.training)
+        key_mask = None if attention_mask is None else attention_mask.bool()
+        last, hidden = self.encoder(x, key_padding_mask=key_mask, positions=positions,
+                                    output_hidden_states=bool(output_hidden_states))
+        return BaseModelOutput(last_hidden_state=last, hidden_states=hidden)
+
+
+class MixFormerTextDecoder(nn.Module):
+    """Decoder stack with per-layer self-attention type, softmax cross-attention and the shared embeddings."""
+
+    def __init__(self, config: MixFormerConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = embed_tokens
+        self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.embed_scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
+        self.layers = nn.ModuleList(
+            MixFormerDecoderLayer(config, config.num_hidden_layers + i, config.decoder_layer_attention[i],
+                                  config.decoder_layer_ffn_dim[i], config.decoder_layer_num_heads[i],
+                                  config.decoder_layer_cross_num_heads[i])
+            for i in range(config.decoder_layers)
+        )
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, input_ids=None, encoder_hidden_states=None, encoder_attention_mask=None, attention_mask=None,
+                inputs_embeds=None, past_key_values: MixFormerCache | None = None, use_cache=False,
+                output_hidden_states=False):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of decoder_input_ids or decoder_inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        b, n = inputs_embeds.shape[:2]
+        offset = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if offset + n > self.config.max_position_embeddings:
+            raise ValueError(f"decoder length {offset + n} exceeds max_position_embeddings="
+                             f"{self.config.max_position_embeddings}")
+        positions = torch.arange(offset, offset + n, device=inputs_embeds.device)
+        x = inputs_embeds * self.embed_scale + self.embed_positions(positions)[None]
+        x = F.dropout(x, self.config.hidden_dropout_prob, self.training)
+        enc_mask = None if encoder_attention_mask is None else encoder_attention_mask.bool()
+        self_mask = None
+        if attention_mask is not None:
+            self_mask = attention_mask.bool()[:, -n:]  # generate may pass the mask of the whole sequence
+        all_hidden = (x,) if output_hidden_states else None
+        for i, layer in enumerate(self.layers):
+            past = None
+            if past_key_values is not None:
+                past = (past_key_values.self_states[i], past_key_values.cross_states[i])
+            x, (self_state, cross_state) = layer(
+                x, encoder_hidden_states, encoder_key_mask=enc_mask, key_padding_mask=self_mask,
+                positions=positions, past_key_values=past, use_cache=use_cache,
+            )
+            if use_cache and past_key_values is not None:
+                past_key_values.self_states[i], past_key_values.cross_states[i] = self_state, cross_state
+            if output_hidden_states:
+                all_hidden = all_hidden + (x,)
+        if use_cache and past_key_values is not None:
+            past_key_values.seen_tokens = offset + n
+        return sliced_layer_norm(x, self.layer_norm), all_hidden
+
+
+# ------------------------------------------------------------------------------------------------------- models
+class MixFormerPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
+    config_class = MixFormerConfig
+    base_model_prefix = "mixformer"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MixFormerEncoderLayer", "MixFormerDecoderLayer"]
+    _skip_keys_device_placement = ["past_key_values"]
+
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, MixFormerImageEmbeddings):
+            init.trunc_normal_(module.position_embeddings, std=std)
+            if module.cls_token is not None:
+                init.trunc_normal_(module.cls_token, std=std)
+        elif isinstance(module, RelativeSoftmaxAttention):
+            init.normal_(module.relative_key_table, std=module.head_dim**-0.5)
+        elif isinstance(module, LrpeEncoding):
+            if module.theta is not None:
+                init.copy_(module.theta, module.initial_theta())
+            if module.householder_v is not None:
+                init.copy_(module.householder_v, module.initial_householder())
+            if module.permutation is not None:
+                init.copy_(module.permutation, module.initial_permutation())
+
+
+class MixFormerModel(MixFormerPreTrainedModel):
+    """Backbone. Image encoder: ``forward(pixel_values)`` -> ``BaseModelOutputWithPooling`` (pooler = mean of the
+    patch tokens or CLS, after the final LayerNorm). Encoder-decoder (``config.is_encoder_decoder``):
+    ``forward(input_ids, attention_mask, decoder_input_ids, ...)`` -> ``Seq2SeqModelOutput``."""
+
+    def __init__(self, config: MixFormerConfig):
+        super().__init__(config)
+        if config.is_encoder_decoder:
+            self.main_input_name = "input_ids"
+            self._tied_weights_keys = {
+                "encoder.embed_tokens.weight": "shared.weight",
+                "decoder.embed_tokens.weight": "shared.weight",
+            }
+            self.shared = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+            self.encoder = MixFormerTextEncoder(config, self.shared)
+            self.decoder = MixFormerTextDecoder(config, self.shared)
+        else:
+            self.embeddings = MixFormerImageEmbeddings(config)
+            self.encoder = MixFormerEncoder(config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.shared if self.config.is_encoder_decoder else self.embeddings.patch_embeddings
+
+    def set_input_embeddings(self, value):
+        if not self.config.is_encoder_decoder:
+            raise ValueError("the image MixFormer has a patch embedding, not a token embedding to replace")
+        self.shared = value
+        self.encoder.embed_tokens = value
+        self.decoder.embed_tokens = value
+
+    def get_encoder(self, modality=None):
+        return self.encoder
+
+    @can_return_tuple
+    def forward(self, pixel_values=None, input_ids=None, attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, inputs_embeds=None,
+                decoder_inputs_embeds=None, use_cache=None, output_hidden_states=None, return_dict=None, **kwargs):
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        if not self.config.is_encoder_decoder:
+            if pixel_values is None:
+                raise ValueError("the image MixFormer needs pixel_values (batch, channels, height, width)")
+            x, grid = self.embeddings(pixel_values)
+            positions = torch.arange(x.shape[1], device=x.device)
+            last, hidden = self.encoder(x, positions=positions, output_hidden_states=output_hidden_states)
+            if self.config.pooling == "cls":
+                pooled = last[:, 0]
+            else:
+                pooled = last[:, int(self.config.use_cls_token):].mean(dim=1)
+            return BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=pooled, hidden_states=hidden)
+
+        if pixel_values is not None:
+            raise ValueError("the encoder-decoder MixFormer takes input_ids, not pixel_values")
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                           inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states)
+        elif not isinstance(encoder_outputs, BaseModelOutput):
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if self.training and any(layer.gradient_checkpointing for layer in self.decoder.layers):
+            use_cache = False  # caching is incompatible with recomputing layers in the backward pass
+        if use_cache and past_key_values is None:
+            past_key_values = MixFormerCache(self.config.decoder_layers)
+        if past_key_values is not None and not isinstance(past_key_values, MixFormerCache):
+            raise ValueError(f"past_key_values must be a MixFormerCache, got {type(past_key_values).__name__}")
+        last, hidden = self.decoder(
+            input_ids=decoder_input_ids, encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=attention_mask, attention_mask=decoder_attention_mask,
+            inputs_embeds=decoder_inputs_embeds, past_key_values=past_key_values if use_cache else None,
+            use_cache=use_cache, output_hidden_states=output_hidden_states,
+        )
+        return Seq2SeqModelOutput(
+            last_hidden_state=last,
+            past_key_values=past_key_values if use_cache else None,
+            decoder_hidden_states=hidden,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+        )
+
+
+class MixFormerForImageClassification(MixFormerPreTrainedModel):
+    """Image encoder + linear classifier on the pooled tokens (``config.num_labels`` classes)."""
+
+    def __init__(self, config: MixFormerConfig):
+        super().__init__(config)
+        if config.is_encoder_decoder:
+            raise ValueError("MixFormerForImageClassification needs is_encoder_decoder=False")
+        self.num_labels = config.num_labels
+        self.mixformer = MixFormerModel(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    @can_return_tuple
+    def forward(self, pixel_values=None, labels=None, output_hidden_states=None, return_dict=None, **kwargs):
+        outputs = self.mixformer(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+        logits = self.classifier(outputs.pooler_output)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Decoder inputs from labels: ``[start, y_0, ..., y_{n-2}]`` with ``-100`` replaced by the pad id."""
+    if decoder_start_token_id is None or pad_token_id is None:
+        raise ValueError("config.decoder_start_token_id and config.pad_token_id are needed to build decoder inputs "
+                         "from labels; set them or pass decoder_input_ids")
+    shifted = input_ids.new_zeros(input_ids.shape)
+    shifted[:, 1:] = input_ids[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixin):
+    """Encoder-decoder with an LM head tied to the shared embeddings.
+
+    Loss: plain token cross-entropy of ``logits[:, t]`` against ``labels[:, t]`` (**no shift**: decoder inputs are
+    already the labels shifted right, built from ``labels`` with ``shift_tokens_right`` when not given; -100 is
+    ignored). Generation uses :class:`MixFormerCache` (assisted decoding is refused: states cannot be rolled back).
+    """
+
+    main_input_name = "input_ids"
+    input_modalities = ("text",)
+    _is_stateful = True
+    _tied_weights_keys = {"lm_head.weight": "mixformer.shared.weight"}
+
+    def __init__(self, config: MixFormerConfig):
+        super().__init__(config)
+        if not config.is_encoder_decoder:
+            raise ValueError("MixFormerForConditionalGeneration needs is_encoder_decoder=True")
+        self.mixformer = MixFormerModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # the model builds its own MixFormerCache (hf_integration §3 trap 1, §4 portable route)
+
+    def get_input_embeddings(self):
+        return self.mixformer.shared
+
+    def set_input_embeddings(self, value):
+        self.mixformer.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    def get_encoder(self, modality=None):
+        return self.mixformer.encoder
+
+    @can_return_tuple
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
+                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                labels=None, use_cache=None, output_hidden_states=None, return_dict=None, logits_to_keep=0,
+                **kwargs):
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
+                                                       self.config.decoder_start_token_id)
+        outputs = self.mixformer(
+            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values, inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+        )
+        hidden = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int) and logits_to_keep > 0:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden)
+        loss = None
+        if labels is not None:
+            num_items = kwargs.get("num_items_in_batch")
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1).to(logits.device),
+                                   ignore_index=-100, reduction="sum" if num_items is not None else "mean")
+            if num_items is not None:
+                loss = loss / torch.as_tensor(num_items, device=loss.device, dtype=loss.dtype)
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+        )
+
+
+__all__ = [
+    "MixFormerCache",
+    "MixFormerEncoderLayer",
+    "MixFormerDecoderLayer",
+    "MixFormerImageEmbeddings",
+    "MixFormerEncoder",
+    "MixFormerTextEncoder",
+    "MixFormerTextDecoder",
+    "MixFormerPreTrainedModel",
+    "MixFormerModel",
+    "MixFormerForImageClassification",
+    "MixFormerForConditionalGeneration",
+    "shift_tokens_right",
+]

@@ -1,0 +1,426 @@
+#!/usr/bin/env python
+"""LrpeForCausalLM vs LlamaForCausalLM (SDPA attention) of identical width, depth and vocabulary.
+
+Measures, side by side on the same machine and threads:
+  * training: forward + backward (causal-LM loss) tokens/s and peak memory at sequence lengths 512, 2k, 8k, 16k
+    (batch 1);
+  * generation: per-token latency of cached greedy decoding (``generate``) after contexts of 256, 4k, 16k tokens.
+
+Every measurement runs in a fresh subprocess (``--_worker``), so memory figures do not mix and an out-of-memory
+failure is a recorded outcome ("OOM"), never a crash of the benchmark.
+
+Memory. On CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation before the step. On CPU: the growth of the
+worker's resident set during the step, i.e. peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``, a high-water mark) minus
+the RSS just before the step (``/proc/self/statm``); the worker first runs a short warm-up far smaller than the
+measured step, so the high-water mark is the measured step's own. It includes allocator caching and fragmentation,
+as a real training job would. To stand in for a device-memory limit and to protect the shared machine, each CPU
+worker's address space is capped at ``--memory_budget_gib`` above its size before the step (``RLIMIT_AS``); an
+allocation beyond it fails with torch's "can't allocate memory" error and is recorded as "OOM".
+
+Timing. Wall-clock seconds (``perf_counter``) and the process's CPU seconds (``process_time``, all threads): the CPU
+figure is less disturbed by other processes on a shared machine; both are written.
+
+    python scripts/bench_lm.py                      # wikitext-base width (512 x 6 layers, 8 heads), CPU
+    python scripts/bench_lm.py --quick              # tiny sizes, a smoke test of the whole pipeline
+Writes docs/results/lm/bench_lm.json and bench_lm.png (or --output_dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc", "memoryerror")
+
+
+# ------------------------------------------------------------------------------------------------ worker side
+
+
+def _build(model_name: str, args):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    import lrpe_hf
+    from lrpe_hf import LrpeConfig
+
+    torch.manual_seed(0)
+    common = dict(
+        vocab_size=args.vocab_size,
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_layers,
+        num_attention_heads=args.num_heads,
+        intermediate_size=args.intermediate_size,
+        max_position_embeddings=args.max_positions,
+    )
+    if model_name == "lrpe":
+        # The paper's LM preset at this width; sinusoidal APE needs no table, so max_positions only bounds inputs.
+        config = LrpeConfig.from_preset(args.preset, size="wikitext-base", hidden_dropout_prob=0.0, **common)
+    elif model_name == "llama":
+        config = LlamaConfig(num_key_value_heads=args.num_heads, hidden_act="silu", attn_implementation="sdpa", **common)
+    else:
+        raise ValueError(f"unknown model {model_name!r}")
+    del lrpe_hf
+    model = AutoModelForCausalLM.from_config(config).to(args.device)
+    return model
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _vm_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, MemoryError) or any(m in str(err).lower() for m in OOM_MARKERS)
+
+
+def _cap_address_space(args) -> None:
+    if args.device == "cpu" and args.memory_budget_gib > 0:
+        limit = _vm_bytes() + int(args.memory_budget_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _train_step(model, ids) -> None:
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    model.zero_grad(set_to_none=True)
+
+
+def worker_train(args) -> dict:
+    import torch
+
+    model = _build(args.model, args)
+    model.train()
+    warm = torch.randint(0, args.vocab_size, (1, min(128, args.seq_len)), device=args.device)
+    _train_step(model, warm)  # kernels, allocator and thread pools warmed far below the measured size
+    ids = torch.randint(0, args.vocab_size, (1, args.seq_len), device=args.device)
+    repeats = args.repeats if args.seq_len <= 2048 else 1
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_bytes()
+        _cap_address_space(args)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        _sync(args.device)
+        w, c = time.perf_counter(), time.process_time()
+        _train_step(model, ids)
+        _sync(args.device)
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    peak = (torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else _peak_rss_bytes()) - base
+    wall, cpu = sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
+    return {
+        "status": "ok",
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "tokens_per_s": args.seq_len / wall,
+        "tokens_per_cpu_s": args.seq_len / cpu,
+        "peak_memory_mib": peak / 2**20,
+        "repeats": repeats,
+    }
+
+
+def worker_generate(args) -> dict:
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Stamps(StoppingCriteria):
+        def __init__(self):
+            self.times = []
+
+        def __call__(self, input_ids, scores, **kwargs):
+            _sync(args.device)
+            self.times.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    model = _build(args.model, args)
+    model.eval()
+    with torch.no_grad():
+        warm = torch.randint(0, args.vocab_size, (1, 16), device=args.device)
+        model.generate(warm, attention_mask=torch.ones_like(warm), max_new_tokens=3, do_sample=False, pad_token_id=0)
+        ids = torch.randint(0, args.vocab_size, (1, args.seq_len), device=args.device)
+        if args.device == "cpu":
+            _cap_address_space(args)
+        stamps = Stamps()
+        n = args.new_tokens
+        start = time.perf_counter()
+        model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            pad_token_id=0,
+            stopping_criteria=StoppingCriteriaList([stamps]),
+        )
+    steps = [b - a for a, b in zip(stamps.times, stamps.times[1:])]
+    steps_sorted = sorted(steps)
+    return {
+        "status": "ok",
+        "per_token_ms_median": 1000 * steps_sorted[len(steps) // 2],
+        "per_token_ms_mean": 1000 * sum(steps) / len(steps),
+        "prefill_and_first_token_s": stamps.times[0] - start,
+        "decode_steps_timed": len(steps),
+    }
+
+
+def worker_main(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        result = worker_train(args) if args.mode == "train" else worker_generate(args)
+    except Exception as err:  # noqa: BLE001 (an OOM is a result; anything else is reported as an error)
+        result = {"status": "OOM" if _is_oom(err) else "error", "error": f"{type(err).__name__}: {str(err)[:300]}"}
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ driver side
+
+
+def run_worker(args, model: str, mode: str, seq_len: int) -> dict:
+    cmd = [sys.executable, __file__, "--_worker", "--model", model, "--mode", mode, "--seq_len", str(seq_len)]
+    for name in (
+        "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions", "preset",
+        "device", "threads", "repeats", "new_tokens", "memory_budget_gib",
+    ):
+        cmd += [f"--{name}", str(getattr(args, name))]
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.worker_timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "error": f"no result within --worker_timeout_s {args.worker_timeout_s:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    if proc.returncode in (-9, 137):  # killed: the system's OOM killer
+        return {"status": "OOM", "error": "worker killed (SIGKILL), most likely by the out-of-memory killer"}
+    return {"status": "error", "error": f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}"}
+
+
+def _fmt_len(n: int) -> str:
+    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
+
+
+def make_plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colors = {"lrpe": "tab:blue", "llama": "tab:orange"}
+    labels = {"lrpe": "LRPE (linear attention)", "llama": "Llama (SDPA softmax)"}
+    for model in ("lrpe", "llama"):
+        train = [r for r in results["train"] if r["model"] == model]
+        ok = [r for r in train if r["status"] == "ok"]
+        axes[0].plot([r["seq_len"] for r in ok], [r["tokens_per_cpu_s"] for r in ok], "o-", color=colors[model], label=labels[model])
+        axes[1].plot([r["seq_len"] for r in ok], [r["peak_memory_mib"] / 1024 for r in ok], "o-", color=colors[model], label=labels[model])
+        for r in train:
+            if r["status"] != "ok":
+                for ax in axes[:2]:
+                    ax.axvline(r["seq_len"], color=colors[model], ls=":", lw=1)
+                    ax.annotate(f"{model} {r['status']}", (r["seq_len"], 0.5), xycoords=("data", "axes fraction"),
+                                rotation=90, color=colors[model], fontsize=8)
+        gen = [r for r in results["generate"] if r["model"] == model and r["status"] == "ok"]
+        axes[2].plot([r["context"] for r in gen], [r["per_token_ms_median"] for r in gen], "o-", color=colors[model], label=labels[model])
+    titles = ("training forward+backward\ntokens per CPU-second", "training peak memory (GiB)", "generation latency per token (ms)")
+    xlabels = ("sequence length", "sequence length", "context length")
+    for ax, title, xl in zip(axes, titles, xlabels):
+        ax.set_xscale("log", base=2)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xl)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    m = results["model"]
+    fig.suptitle(
+        f"{m['hidden_size']} wide, {m['num_layers']} layers, {m['num_heads']} heads, vocab {m['vocab_size']}; "
+        f"{results['environment']['device']}, {results['environment']['threads']} threads",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summarize(results: dict) -> dict:
+    """Ratios and the issue's targets, from the raw measurements."""
+    train = {(r["model"], r["seq_len"]): r for r in results["train"]}
+    gen = {(r["model"], r["context"]): r for r in results["generate"]}
+    summary = {"train_speedup_lrpe_over_llama": {}, "targets": {}}
+    for n in results["seq_lens"]:
+        a, b = train.get(("lrpe", n)), train.get(("llama", n))
+        if a and b and a["status"] == b["status"] == "ok":
+            summary["train_speedup_lrpe_over_llama"][str(n)] = {
+                "wall": a["tokens_per_s"] / b["tokens_per_s"],
+                "cpu": a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"],
+            }
+    # The issue's targets, judged only when their lengths were measured (CPU time: robust to other load).
+    s8 = summary["train_speedup_lrpe_over_llama"].get("8192")
+    if s8 is not None:
+        summary["targets"]["lrpe_train_throughput_8k_at_least_2x_llama"] = {
+            "speedup_cpu": s8["cpu"], "speedup_wall": s8["wall"], "met": s8["cpu"] >= 2.0
+        }
+    l16, q16 = train.get(("lrpe", 16384)), train.get(("llama", 16384))
+    if l16 is not None:
+        summary["targets"]["lrpe_trains_at_16k_llama_may_oom"] = {
+            "lrpe": l16["status"], "llama": q16 and q16["status"], "met": l16["status"] == "ok"
+        }
+    for model in ("lrpe", "llama"):
+        lo, hi = gen.get((model, 256)), gen.get((model, 16384))
+        if lo and hi and lo["status"] == hi["status"] == "ok":
+            summary[f"{model}_latency_ratio_16k_vs_256"] = hi["per_token_ms_median"] / lo["per_token_ms_median"]
+    if "lrpe_latency_ratio_16k_vs_256" in summary:
+        ratio = summary["lrpe_latency_ratio_16k_vs_256"]
+        summary["targets"]["lrpe_latency_16k_within_1.2x_of_256"] = {"ratio": ratio, "met": ratio <= 1.2}
+    return summary
+
+
+def markdown_table(results: dict) -> str:
+    train = {(r["model"], r["seq_len"]): r for r in results["train"]}
+    gen = {(r["model"], r["context"]): r for r in results["generate"]}
+
+    def cell(r, key, fmt):
+        if r is None:
+            return "-"
+        return fmt.format(r[key]) if r["status"] == "ok" else r["status"]
+
+    lines = [
+        "| seq len | LRPE tok/s (wall) | Llama tok/s (wall) | LRPE tok/CPU-s | Llama tok/CPU-s | speed-up (CPU-s) | LRPE peak MiB | Llama peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    speed = summarize(results)["train_speedup_lrpe_over_llama"]
+    for n in results["seq_lens"]:
+        a, b = train.get(("lrpe", n)), train.get(("llama", n))
+        sp = speed.get(str(n))
+        sp_text = "-" if sp is None else f"{sp['cpu']:.2f}x"
+        lines.append(
+            f"| {_fmt_len(n)} | {cell(a, 'tokens_per_s', '{:.0f}')} | {cell(b, 'tokens_per_s', '{:.0f}')} | "
+            f"{cell(a, 'tokens_per_cpu_s', '{:.0f}')} | {cell(b, 'tokens_per_cpu_s', '{:.0f}')} | "
+            f"{sp_text} | {cell(a, 'peak_memory_mib', '{:.0f}')} | {cell(b, 'peak_memory_mib', '{:.0f}')} |"
+        )
+    lines += ["", "| context | LRPE ms/token | Llama ms/token |", "|---|---|---|"]
+    for n in results["contexts"]:
+        lines.append(
+            f"| {_fmt_len(n)} | {cell(gen.get(('lrpe', n)), 'per_token_ms_median', '{:.1f}')} | "
+            f"{cell(gen.get(('llama', n)), 'per_token_ms_median', '{:.1f}')} |"
+        )
+    return "\n".join(lines)
+
+
+def driver_main(args) -> None:
+    from tqdm.auto import tqdm
+
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [("train", m, n) for n in args.seq_lens for m in ("lrpe", "llama")]
+    jobs += [("generate", m, n) for n in args.contexts for m in ("lrpe", "llama")]
+    results = {
+        "model": {
+            "hidden_size": args.hidden_size, "num_layers": args.num_layers, "num_heads": args.num_heads,
+            "intermediate_size": args.intermediate_size, "vocab_size": args.vocab_size, "lrpe_preset": args.preset,
+            "llama": "LlamaForCausalLM, attn_implementation='sdpa', num_key_value_heads = num_heads, SiLU gated MLP",
+            "note": args.note,
+        },
+        "environment": {
+            "device": args.device, "threads": args.threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "loadavg_start": os.getloadavg(),
+            "memory_budget_gib": args.memory_budget_gib if args.device == "cpu" else None,
+        },
+        "method": {
+            "train": "batch 1, one forward with labels (causal-LM loss) + backward; median of "
+                     f"{args.repeats} steps up to 2k tokens, 1 step above; fresh process per point after a 128-token warm-up",
+            "memory": "CUDA: max_memory_allocated delta. CPU: peak RSS (ru_maxrss) minus RSS before the step",
+            "generate": f"greedy generate with the model's cache, {args.new_tokens} new tokens; per-token latency is the "
+                        "median gap between consecutive decoding steps (prefill excluded)",
+        },
+        "seq_lens": args.seq_lens,
+        "contexts": args.contexts,
+        "train": [],
+        "generate": [],
+    }
+    import torch
+    import transformers
+
+    results["environment"].update(torch=torch.__version__, transformers=transformers.__version__)
+    started = time.time()
+    for mode, model, n in tqdm(jobs, desc="bench_lm"):
+        r = run_worker(args, model, mode, n)
+        r.update(model=model, **({"seq_len": n} if mode == "train" else {"context": n}))
+        results[mode].append(r)
+        tqdm.write(f"{mode:8s} {model:5s} {_fmt_len(n):>4s}: {json.dumps(r)}")
+        results["summary"] = summarize(results)
+        results["environment"]["loadavg_end"] = os.getloadavg()
+        results["environment"]["total_seconds"] = time.time() - started
+        (out_dir / "bench_lm.json").write_text(json.dumps(results, indent=2))  # partial results survive interruption
+    make_plot(results, out_dir / "bench_lm.png")
+    (out_dir / "bench_lm.md").write_text(markdown_table(results) + "\n")
+    print(markdown_table(results))
+    print(json.dumps(results["summary"], indent=2))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output_dir", default=str(REPO / "docs" / "results" / "lm"))
+    p.add_argument("--seq_lens", type=int, nargs="+", default=[512, 2048, 8192, 16384])
+    p.add_argument("--contexts", type=int, nargs="+", default=[256, 4096, 16384])
+    p.add_argument("--hidden_size", type=int, default=512)
+    p.add_argument("--num_layers", type=int, default=6)
+    p.add_argument("--num_heads", type=int, default=8)
+    p.add_argument("--intermediate_size", type=int, default=2048)
+    p.add_argument("--vocab_size", type=int, default=8192)
+    p.add_argument("--max_positions", type=int, default=32768)
+    p.add_argument("--preset", default="lrpe-unitary-householder-learned")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--new_tokens", type=int, default=9)
+    p.add_argument("--memory_budget_gib", type=float, default=12.0, help="CPU: address-space cap per measurement (0: none)")
+    p.add_argument("--worker_timeout_s", type=float, default=1800)
+    p.add_argument("--note", default="wikitext-base width (the paper's LM: 512 x 6 layers, 8 heads, FFN 2048)")
+    p.add_argument("--quick", action="store_true", help="tiny model and lengths: a smoke test of the pipeline")
+    p.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--mode", help=argparse.SUPPRESS)
+    p.add_argument("--seq_len", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seq_lens, args.contexts = [64, 256], [32, 128]
+        args.hidden_size, args.num_layers, args.num_heads, args.intermediate_size, args.vocab_size = 32, 2, 2, 64, 256
+        args.repeats, args.new_tokens, args.note = 1, 4, "--quick smoke test, tiny model"
+    if args.hidden_size % args.num_heads:
+        raise SystemExit(f"--hidden_size {args.hidden_size} must be divisible by --num_heads {args.num_heads}")
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments._worker:
+        worker_main(arguments)
+    else:
+        driver_main(arguments)
