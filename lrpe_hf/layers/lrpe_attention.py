@@ -46,6 +46,7 @@ class LrpeAttention(nn.Module):
         self.feature_map = config.feature_map
         self.chunk_size = config.chunk_size
         self.algorithm = config.attention_algorithm
+        self.backend = getattr(config, "linear_attention_backend", "auto")
         self.attention_dropout = config.attention_dropout
         norm = config.resolved_attention_norm
         self.normalize = "denominator" if norm == "denominator" else None
@@ -112,16 +113,19 @@ class LrpeAttention(nn.Module):
                 q, k, v, causal=False, normalize=self.normalize, algorithm=self.algorithm, key_mask=km
             )
         initial_state = None if cache is None else cache.get_recurrent_state(self.layer_idx)
+        # One new token (a decoding step): the recurrence is one rank-1 update, far cheaper than a 1-token chunk.
+        algorithm = "recurrent" if q.shape[-2] == 1 else self.algorithm
         out = linear_attention(
             q, k, v,
             causal=True,
             normalize=self.normalize,
-            algorithm=self.algorithm,
+            algorithm=algorithm,
             chunk_size=self.chunk_size,
             initial_state=initial_state,
             return_state=cache is not None,
             decay=decay,
             key_mask=km,
+            backend=self.backend,
         )
         if cache is None:
             return out
@@ -140,7 +144,8 @@ class LrpeAttention(nn.Module):
         if key_mask is not None:
             m = key_mask.to(k.dtype)[..., None]
             k, v = k * m, v * m.to(v.dtype)
-        kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay)
+        kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay,
+                      backend=self.backend)
         fwd = linear_attention(q, k, v, **kwargs)
         bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), **kwargs).flip(-2)
         diag = (q * k).sum(-1, keepdim=True).to(v.dtype) * v

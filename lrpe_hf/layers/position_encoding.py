@@ -112,7 +112,7 @@ class PositionEncoding(nn.Module):
     def _compute_theta(self) -> torch.Tensor | None:
         if self.kind == "lrpe" and self.core in ("rotation", "unitary"):
             length = self.max_positions if self.theta_type in ("b", "c") else None
-            return lrpe_theta(self.head_dim, self.core, self.theta_type, length=length).float()
+            return lrpe_theta(self.head_dim, self.core, self.theta_type, length=length, p=self.p).float()
         if self.kind == "lrpe_d":  # per-head frequencies (heads, d), broadcast by lrpe over (batch, heads, n, d)
             return lrpe_d_theta(self.num_heads, self.head_dim).float()
         return None

@@ -17,6 +17,7 @@ ATTENTION_NORMS = ("layernorm", "denominator", "none")
 ABSOLUTE_POSITION_EMBEDDINGS = ("none", "sinusoidal", "learned")
 CLASSIFIER_POOLINGS = ("mean", "first")
 ALGORITHMS = ("chunked", "parallel", "recurrent")
+BACKENDS = ("auto", "torch", "fla")
 # Position encodings that make sense in front of softmax attention (the others carry linear-attention-only parts:
 # a decay applied inside the recurrence, or cosFormer's re-weighting that replaces the softmax).
 SOFTMAX_POSITION_ENCODINGS = ("lrpe", "rope", "nope")
@@ -107,6 +108,9 @@ class LrpeConfig(PreTrainedConfig):
         absolute_position_embedding: ``"none"``, ``"sinusoidal"`` or ``"learned"`` (added to token embeddings).
         chunk_size: chunk length of the chunked linear-attention algorithm.
         attention_algorithm: ``"chunked"`` (default), ``"parallel"`` or ``"recurrent"``: same function.
+        linear_attention_backend: ``"auto"`` runs the causal chunked path through flash-linear-attention's kernel
+            when that package is installed and the tensors are on a GPU (plain PyTorch otherwise); ``"torch"``
+            always uses the PyTorch code; ``"fla"`` requires the kernel (error otherwise).
         max_position_embeddings: size of the learned APE table, cosFormer's ``M`` and the theta length of types b/c.
         is_causal: whether ``LrpeModel`` is causal (``LrpeForCausalLM`` always is; ``LrpeForMaskedLM`` and
             ``LrpeForSequenceClassification`` never are).
@@ -140,6 +144,7 @@ class LrpeConfig(PreTrainedConfig):
         absolute_position_embedding: str = "sinusoidal",
         chunk_size: int = 64,
         attention_algorithm: str = "chunked",
+        linear_attention_backend: str = "auto",
         max_position_embeddings: int = 512,
         is_causal: bool = True,
         pre_norm: bool = True,
@@ -176,6 +181,7 @@ class LrpeConfig(PreTrainedConfig):
         self.absolute_position_embedding = absolute_position_embedding
         self.chunk_size = chunk_size
         self.attention_algorithm = attention_algorithm
+        self.linear_attention_backend = linear_attention_backend
         self.max_position_embeddings = max_position_embeddings
         self.is_causal = is_causal
         self.pre_norm = pre_norm
@@ -208,6 +214,7 @@ class LrpeConfig(PreTrainedConfig):
         _check_choice("absolute_position_embedding", self.absolute_position_embedding, ABSOLUTE_POSITION_EMBEDDINGS)
         _check_choice("classifier_pooling", self.classifier_pooling, CLASSIFIER_POOLINGS)
         _check_choice("attention_algorithm", self.attention_algorithm, ALGORITHMS)
+        _check_choice("linear_attention_backend", self.linear_attention_backend, BACKENDS)
         for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                       "chunk_size", "max_position_embeddings"):
             value = getattr(self, field)

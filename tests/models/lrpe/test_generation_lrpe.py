@@ -135,3 +135,31 @@ def test_step_from_explicit_positions_matches_mask_positions():
     torch.testing.assert_close(
         model(padded[:, 2:], position_ids=pos).logits, ref, atol=1e-6, rtol=1e-6
     )
+
+
+def test_generate_from_inputs_embeds_and_dict_output():
+    model = make("lrpe-unitary-householder")
+    x = prompt()
+    kw = dict(max_new_tokens=5, do_sample=False, pad_token_id=0)
+    from_ids = model.generate(x, **kw)
+    from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(x), **kw)
+    assert torch.equal(from_embeds, from_ids[:, 5:])
+    out = model.generate(x, return_dict_in_generate=True, output_scores=True, **kw)
+    assert len(out.scores) == 5 and isinstance(out.past_key_values, LrpeCache)
+    assert out.past_key_values.get_seq_length() == 9  # the last token is never fed back
+
+
+def test_text_generation_pipeline_with_left_padding():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, pipeline
+
+    vocab = {"[PAD]": 0, "[EOS]": 1, **{f"w{i}": i + 2 for i in range(VOCAB - 2)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[PAD]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", eos_token="[EOS]", padding_side="left")
+    model = make("lrpe-unitary-householder")
+    pipe = pipeline("text-generation", model=model, tokenizer=tok)
+    kw = dict(max_new_tokens=4, do_sample=False)
+    single = [pipe(t, **kw)[0]["generated_text"] for t in ("w1 w2 w3 w4", "w5")]
+    batched = [r[0]["generated_text"] for r in pipe(["w1 w2 w3 w4", "w5"], batch_size=2, **kw)]
+    assert batched == single

@@ -296,3 +296,43 @@ def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     monkeypatch.undo()
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)
     assert reloaded.config.lrpe_seed == 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(lrpe_core="unitary", lrpe_p="fft", lrpe_theta_learned=True),
+        dict(lrpe_core="rotation", lrpe_p="dct", lrpe_theta_type="b"),
+        dict(lrpe_core="rotation", lrpe_p="oddeven", lrpe_theta_type="c"),
+        dict(lrpe_core="mixed_rotation", lrpe_p="identity"),
+        dict(lrpe_core="none"),
+        dict(lrpe_core="unitary", lrpe_p="householder", hidden_size=30, num_attention_heads=2),  # odd head dim 15
+        dict(lrpe_core="permutation", lrpe_p="householder", lrpe_householder_learned=True, hidden_size=30,
+             num_attention_heads=2),
+        dict(position_encoding="rope", attention_type="softmax"),
+    ],
+)
+def test_other_core_p_combinations_cache_and_reload(tmp_path, overrides):
+    torch.manual_seed(0)
+    model = LrpeForCausalLM(tiny(**overrides)).eval()
+    perturb_(model)
+    x = ids(2, 9)
+    full = model(x).logits
+    first = model(x[:, :5], use_cache=True)
+    rest = model(x[:, 5:], past_key_values=first.past_key_values, use_cache=True)
+    torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full, atol=1e-5, rtol=1e-5)
+    model.save_pretrained(tmp_path)
+    assert torch.equal(AutoModelForCausalLM.from_pretrained(tmp_path).eval()(x).logits, full)
+
+
+def test_linear_attention_backend_choice():
+    x = ids(1, 6)
+    auto = LrpeForCausalLM(tiny()).eval()
+    torch_only = LrpeForCausalLM(tiny(linear_attention_backend="torch")).eval()
+    torch_only.load_state_dict(auto.state_dict())
+    assert torch.equal(auto(x).logits, torch_only(x).logits)  # on CPU "auto" is the PyTorch path
+    forced = LrpeForCausalLM(tiny(linear_attention_backend="fla")).eval()
+    with pytest.raises(ValueError, match="fla"):
+        forced(x)
+    with pytest.raises(ValueError, match="linear_attention_backend"):
+        tiny(linear_attention_backend="triton")
