@@ -868,7 +868,11 @@ def _check_output_dir(out: Path, settings: CompareSettings) -> None:
 def run_comparison(out: str | Path, settings: CompareSettings, *, encodings: list[str], tasks: list[str],
                    seeds: list[int], jobs: int = 1, threads_per_job: int | None = None,
                    keep_checkpoints: bool = False, memory_limit_bytes: int | None = None, device: str = "cpu") -> dict:
-    """Check the input, prepare the data, run every (task, encoding, seed) not yet finished, write the report."""
+    """Check the input, prepare the data, run every (task, encoding, seed) not yet finished, write the report.
+
+    The report covers every finished run in ``out``: a comparison extended with more seeds, encodings or the other
+    task over several invocations is summarised as a whole (the ``seeds`` column says how many runs each row has).
+    """
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -882,13 +886,12 @@ def run_comparison(out: str | Path, settings: CompareSettings, *, encodings: lis
     summary = prepare_data(out, settings, tasks)
     # 3. Runs.
     todo = [(t, e, s) for t in tasks for e in encodings for s in seeds]
-    results = []
     common = dict(keep_checkpoints=keep_checkpoints, threads=threads_per_job)
     bar = tqdm(total=len(todo), desc="comparison runs", unit="run")
     if jobs <= 1:
         for task, enc, seed in todo:
             bar.set_postfix_str(f"{task} {enc} seed {seed}")
-            results.append(run_one(out, settings, enc, task, seed, **common))
+            run_one(out, settings, enc, task, seed, **common)
             bar.update()
     else:
         import multiprocessing as mp
@@ -901,11 +904,18 @@ def run_comparison(out: str | Path, settings: CompareSettings, *, encodings: lis
                 for task, enc, seed in todo
             }
             for fut in as_completed(futures):
-                results.append(fut.result())
+                fut.result()
                 bar.set_postfix_str(" ".join(map(str, futures[fut])))
                 bar.update()
     bar.close()
-    return write_report(out, settings, results, summary)
+    return write_report(out, settings, collect_results(out), summary)
+
+
+def collect_results(out: str | Path) -> list[dict]:
+    """Every finished run of the comparison in ``out`` (all tasks, encodings and seeds run so far into it; they
+    share one set of settings, so they are comparable)."""
+    paths = sorted(Path(out).glob("runs/*/*/seed*/result.json"))
+    return [json.loads(p.read_text()) for p in paths]
 
 
 def build_parser(prog: str | None = None, add_help: bool = True) -> argparse.ArgumentParser:
