@@ -885,7 +885,8 @@ def run_comparison(out: str | Path, settings: CompareSettings, *, encodings: lis
     # 2. Data (raises if the corpus is too small), before any training.
     summary = prepare_data(out, settings, tasks)
     # 3. Runs.
-    todo = [(t, e, s) for t in tasks for e in encodings for s in seeds]
+    # Seed-major order: an interrupted comparison has whole sweeps over the encodings, not some encodings only.
+    todo = [(t, e, s) for t in tasks for s in seeds for e in encodings]
     common = dict(keep_checkpoints=keep_checkpoints, threads=threads_per_job)
     bar = tqdm(total=len(todo), desc="comparison runs", unit="run")
     if jobs <= 1:
