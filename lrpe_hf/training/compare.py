@@ -889,6 +889,7 @@ def run_comparison(out: str | Path, settings: CompareSettings, *, encodings: lis
     todo = [(t, e, s) for t in tasks for s in seeds for e in encodings]
     common = dict(keep_checkpoints=keep_checkpoints, threads=threads_per_job)
     bar = tqdm(total=len(todo), desc="comparison runs", unit="run")
+    failures: list = []
     if jobs <= 1:
         for task, enc, seed in todo:
             bar.set_postfix_str(f"{task} {enc} seed {seed}")
@@ -905,11 +906,22 @@ def run_comparison(out: str | Path, settings: CompareSettings, *, encodings: lis
                 for task, enc, seed in todo
             }
             for fut in as_completed(futures):
-                fut.result()
+                try:
+                    fut.result()
+                except Exception as err:  # noqa: BLE001 - a dead worker (BrokenProcessPool) fails every pending run
+                    failures.append((futures[fut], err))
                 bar.set_postfix_str(" ".join(map(str, futures[fut])))
                 bar.update()
     bar.close()
-    return write_report(out, settings, collect_results(out), summary)
+    agg = write_report(out, settings, collect_results(out), summary)
+    if failures:
+        names = ", ".join(f"{t}/{e}/seed{s}" for (t, e, s), _ in failures)
+        first = failures[0][1]
+        raise RuntimeError(
+            f"{len(failures)} run(s) did not finish ({names}); first error: {type(first).__name__}: {first}. "
+            f"The report covers the finished runs; rerun the same command to resume the others from their checkpoints"
+        ) from first
+    return agg
 
 
 def collect_results(out: str | Path) -> list[dict]:
