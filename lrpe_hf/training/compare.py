@@ -92,15 +92,18 @@ class SizePreset:
 
 SIZES: dict[str, SizePreset] = {
     # A CPU budget of about a CPU-minute per model, so that 10 encodings x 2 seeds fit in under an hour of a shared
-    # 2-core machine: 2 layers of width 128 (2 heads of 64, the paper's head size), context 256, 120 updates of
-    # 4 x 256 tokens (123k training tokens). A smoke-scale budget: early-training behaviour only.
+    # 2-core machine: 2 layers of width 128 (2 heads of 64, the paper's head size), context 256, 100 updates of
+    # 4 x 256 tokens (102k training tokens). A smoke-scale budget: early-training behaviour only.
     "small": SizePreset(
         base_size={"clm": "small", "mlm": "small"},
+        # No absolute position embedding for any encoding: the models' sinusoidal APE has amplitude 1 while token
+        # embeddings start at std 0.02 (no sqrt(d) embedding scale), which held every model with an APE at the
+        # unigram plateau for this budget. Position information then comes from the encoding (and causality) only.
         model=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
-                   hidden_dropout_prob=0.0, attention_dropout=0.0),
-        context=256, batch_size=4, gradient_accumulation_steps=1, max_steps=120, learning_rate=2e-3,
-        warmup_steps=12, lr_scheduler_type="cosine", weight_decay=0.01, adam_beta2=0.98, vocab_size=4096,
-        corpus_max_bytes=3_000_000, eval_tokens=4096, curve_eval_tokens=1024, eval_points=6,
+                   hidden_dropout_prob=0.0, attention_dropout=0.0, absolute_position_embedding="none"),
+        context=256, batch_size=4, gradient_accumulation_steps=1, max_steps=100, learning_rate=2e-3,
+        warmup_steps=10, lr_scheduler_type="cosine", weight_decay=0.01, adam_beta2=0.98, vocab_size=4096,
+        corpus_max_bytes=3_000_000, eval_tokens=4096, curve_eval_tokens=1024, eval_points=5,
     ),
     # The paper's WikiText-103 sizes (spec section 10): causal LM 6 x 512, encoder RoBERTa-base; 128 sequences of
     # 512 tokens per update, Adam (0.9, 0.98), wd 0.01, lr 5e-4, inverse-sqrt schedule. For GPUs.
@@ -122,9 +125,9 @@ class CompareSettings:
     context: int = 256
     batch_size: int = 4
     gradient_accumulation_steps: int = 1
-    max_steps: int = 120
+    max_steps: int = 100
     learning_rate: float = 2e-3
-    warmup_steps: int = 12
+    warmup_steps: int = 10
     lr_scheduler_type: str = "cosine"
     weight_decay: float = 0.01
     adam_beta2: float = 0.98
@@ -134,10 +137,11 @@ class CompareSettings:
     extrapolation: tuple[int, ...] = (1, 2, 4)
     eval_tokens: int = 4096
     curve_eval_tokens: int = 1024
-    eval_points: int = 6
+    eval_points: int = 5
     mlm_probability: float = 0.15
     corpus: dict = field(default_factory=dict)
     tokenizer_name: str | None = None
+    model: dict = field(default_factory=dict)  # config fields of the size preset (before config_overrides)
 
     @property
     def max_eval_length(self) -> int:
@@ -205,7 +209,7 @@ def build_config(encoding: str, task: str, settings: CompareSettings, vocab_size
     from lrpe_hf.models.lrpe.configuration_lrpe import LrpeConfig
 
     preset = SIZES[settings.size]
-    fields = dict(preset.model)
+    fields = dict(settings.model)
     fields.update(
         vocab_size=vocab_size,
         chunk_size=settings.chunk_size,
@@ -1021,7 +1025,7 @@ def settings_from_args(args) -> CompareSettings:
                 corpus[key] = str(Path(corpus[key]).resolve())
     return CompareSettings(
         size=args.size, chunk_size=args.chunk_size, config_overrides=_parse_overrides(args.config_overrides),
-        extrapolation=factors, corpus=corpus, tokenizer_name=args.tokenizer_name, **values,
+        extrapolation=factors, corpus=corpus, tokenizer_name=args.tokenizer_name, model=dict(preset.model), **values,
     )
 
 
