@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from .version import __version__  # one source, also bundled into remote code
 
 # model_type -> sub-package of lrpe_hf.models. Each sub-package exposes
 #   CONFIG_CLASS, AUTO_MODEL_CLASSES ({"AutoModel": cls, "AutoModelForCausalLM": cls, ...}),
@@ -67,3 +67,7 @@ from .models.lrpe_vit import (  # noqa: E402
     LrpeVitImageProcessor,
     LrpeVitModel,
 )
+from .hub.loading import load_pretrained  # noqa: E402
+from .hub.remote_code import install_processor_hooks as _install_processor_hooks  # noqa: E402
+
+_install_processor_hooks()  # after every registration: processors' save_pretrained also writes remote code

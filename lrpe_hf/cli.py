@@ -9,6 +9,10 @@ import sys
 
 # sub-command name -> module under lrpe_hf.commands
 COMMANDS: dict[str, str] = {
+    "push": "push",
+    "evaluate": "evaluate",
+    "bench": "bench",
+    "nas": "nas",
     "train": "train",
     "generate": "generate",
     "compare": "compare",

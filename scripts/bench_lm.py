@@ -151,11 +151,12 @@ def worker_generate(args) -> dict:
 
     class Stamps(StoppingCriteria):
         def __init__(self):
-            self.times = []
+            self.times, self.cpu_times = [], []
 
         def __call__(self, input_ids, scores, **kwargs):
             _sync(args.device)
             self.times.append(time.perf_counter())
+            self.cpu_times.append(time.process_time())
             return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
     model = _build(args.model, args)
@@ -180,8 +181,10 @@ def worker_generate(args) -> dict:
         )
     steps = [b - a for a, b in zip(stamps.times, stamps.times[1:])]
     steps_sorted = sorted(steps)
+    cpu_steps = sorted(b - a for a, b in zip(stamps.cpu_times, stamps.cpu_times[1:]))
     return {
         "status": "ok",
+        "per_token_cpu_ms_median": 1000 * cpu_steps[len(cpu_steps) // 2],
         "per_token_ms_median": 1000 * steps_sorted[len(steps) // 2],
         "per_token_ms_mean": 1000 * sum(steps) / len(steps),
         "prefill_and_first_token_s": stamps.times[0] - start,
@@ -324,11 +327,13 @@ def markdown_table(results: dict) -> str:
             f"{cell(a, 'tokens_per_cpu_s', '{:.0f}')} | {cell(b, 'tokens_per_cpu_s', '{:.0f}')} | "
             f"{sp_text} | {cell(a, 'peak_memory_mib', '{:.0f}')} | {cell(b, 'peak_memory_mib', '{:.0f}')} |"
         )
-    lines += ["", "| context | LRPE ms/token | Llama ms/token |", "|---|---|---|"]
+    lines += ["", "| context | LRPE ms/token (wall) | Llama ms/token (wall) | LRPE CPU-ms/token | Llama CPU-ms/token |", "|---|---|---|---|---|"]
     for n in results["contexts"]:
+        a, b = gen.get(("lrpe", n)), gen.get(("llama", n))
+        cpu = [cell(r, "per_token_cpu_ms_median", "{:.1f}") if r and "per_token_cpu_ms_median" in r or (r and r["status"] != "ok") else "-" for r in (a, b)]
         lines.append(
-            f"| {_fmt_len(n)} | {cell(gen.get(('lrpe', n)), 'per_token_ms_median', '{:.1f}')} | "
-            f"{cell(gen.get(('llama', n)), 'per_token_ms_median', '{:.1f}')} |"
+            f"| {_fmt_len(n)} | {cell(a, 'per_token_ms_median', '{:.1f}')} | {cell(b, 'per_token_ms_median', '{:.1f}')} | "
+            f"{cpu[0]} | {cpu[1]} |"
         )
     return "\n".join(lines)
 
@@ -387,8 +392,8 @@ def driver_main(args) -> None:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=str(REPO / "docs" / "results" / "lm"))
-    p.add_argument("--seq_lens", type=int, nargs="+", default=[512, 2048, 8192, 16384])
-    p.add_argument("--contexts", type=int, nargs="+", default=[256, 4096, 16384])
+    p.add_argument("--seq_lens", type=int, nargs="*", default=[512, 2048, 8192, 16384])
+    p.add_argument("--contexts", type=int, nargs="*", default=[256, 4096, 16384])
     p.add_argument("--hidden_size", type=int, default=512)
     p.add_argument("--num_layers", type=int, default=6)
     p.add_argument("--num_heads", type=int, default=8)

@@ -90,6 +90,26 @@ def read_python_source(path: Path) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def _cap_split(files: list[str], sizes: dict[str, int], budget: float, salt: str) -> list[str]:
+    """A deterministic subset of ``files`` within ``budget`` bytes; at least one file if any (a split is never empty).
+
+    Files are taken in the order of a second hash, independent of the one choosing splits, so the subset is not
+    biased; when no file fits, the first one of at most 16 KiB (else the smallest) is kept.
+    """
+    if not files or budget <= 0:
+        return []
+    ordered = sorted(files, key=lambda r: _hash_fraction(salt + "order:" + r))
+    kept, total = [], 0
+    for rel in ordered:
+        if total + sizes[rel] <= budget:
+            kept.append(rel)
+            total += sizes[rel]
+    if not kept:
+        small = [r for r in ordered if sizes[r] <= max(budget, 16 * 1024)]
+        kept = [small[0] if small else min(ordered, key=lambda r: sizes[r])]
+    return sorted(kept)
+
+
 def _stdlib_rows(root: str, files: list[str]):
     for rel in files:
         yield {"text": read_python_source(Path(root) / rel), "path": rel}
@@ -110,8 +130,9 @@ def load_stdlib_corpus(
     Every file goes to exactly one split, chosen by :func:`split_of` from a hash of its relative path.
 
     Args:
-        max_bytes: keep a deterministic subset of files whose sizes add up to at most this many bytes (over all
-            splits; each split keeps roughly its fraction). ``None`` keeps everything (~15 MB for CPython 3.11).
+        max_bytes: keep a deterministic subset of files of about this many bytes in all: each split keeps files
+            up to its fraction of it, and at least one file (so a tiny cap may be exceeded by one small file per
+            split). ``None`` keeps everything (~12 MB for CPython 3.11 without tests). Empty files are skipped.
         split_fractions: (train, validation, test) fractions of files, summing to 1.
         include_tests: also take the stdlib's own test suites (``test/``, ``*/tests/``, ~20 MB more).
         root: another directory of Python sources instead of this interpreter's stdlib.
@@ -131,17 +152,13 @@ def load_stdlib_corpus(
     if not files:
         raise FileNotFoundError(f"no .py files found under {root_path}")
     sizes = {rel: (root_path / rel).stat().st_size for rel in files}
-    if max_bytes is not None:
-        # A second, independent hash orders the files, so the kept subset is not biased towards one split.
-        kept, total = [], 0
-        for rel in sorted(files, key=lambda r: _hash_fraction(salt + "order:" + r)):
-            if total + sizes[rel] <= max_bytes:
-                kept.append(rel)
-                total += sizes[rel]
-        files = sorted(kept)
+    files = [rel for rel in files if sizes[rel] > 0]  # empty __init__.py files teach nothing
     by_split: dict[str, list[str]] = {name: [] for name in SPLITS}
     for rel in files:
         by_split[split_of(rel, fractions, salt)].append(rel)
+    if max_bytes is not None:
+        for name, fraction in zip(SPLITS, fractions):
+            by_split[name] = _cap_split(by_split[name], sizes, fraction * max_bytes, salt)
 
     features = datasets.Features({"text": datasets.Value("string"), "path": datasets.Value("string")})
     out = {}

@@ -5,18 +5,16 @@ transformer (``mixformer``) and its weight-sharing super-network (``lrpe_hf.nas`
 ``lrpe_hf.ops`` (``linear_attention``, ``lrpe``/``lrpe_2d``, ``cosformer_reweight``, ``feature_map``) and in torch's
 ``scaled_dot_product_attention``; this file only projects, splits heads and routes.
 
-==================  =====================================================================  ===================
-``attention_type``  per head                                                               cached state
-==================  =====================================================================  ===================
-``"softmax"``       ``softmax(q k^T / sqrt(d_h)) v`` (torch SDPA)                           keys and values
-``"softmax_relative"`` Shaw et al.: ``softmax((q k^T + q E[clip(j - i)]^T) / sqrt(d_h)) v``, one  keys, values and
-                    key table ``E`` of ``(2 K + 1, d_h)`` shared by the heads, ``K =``      their positions
-                    ``max_relative_length``
-``"cosformer"``     ReLU features, cos re-weighting with a *fixed* ``M = max_positions``,   recurrent state
-                    row-normalised (``max(q.z, eps)``)                                      ``(2 d_h, d_h + 1)``
-``"lrpe"``          ``1 + elu`` features, LRPE ``f(x, s) = C_s(P x)`` (1-D or 2-D), no      recurrent state
-                    denominator, LayerNorm over the concatenated heads                     ``(d_k', d_h)``
-==================  =====================================================================  ===================
+Types (``attention_type``; what each one caches for generation in brackets):
+
+* ``"softmax"``: ``softmax(q k^T / sqrt(d_h)) v`` through torch SDPA [keys and values].
+* ``"softmax_relative"``: Shaw et al. relative-position keys,
+  ``softmax((q k^T + q E[clip(j - i, -K, K)]^T) / sqrt(d_h)) v`` with one table ``E`` of shape ``(2 K + 1, d_h)``
+  shared by the heads, ``K = max_relative_length`` [keys, values and their positions].
+* ``"cosformer"``: ReLU features, cos re-weighting with a *fixed* ``M = max_positions``, row-normalised by
+  ``max(q~ . sum k~, eps)`` [recurrent state ``(2 d_h, d_h + 1)``].
+* ``"lrpe"``: ``1 + elu`` features, LRPE ``f(x, s) = C_s(P x)`` (1-D, or 2-D on an image grid), no denominator,
+  LayerNorm over the concatenated heads [recurrent state ``(d_k', d_h)``].
 
 Call signature (all four)::
 
@@ -49,7 +47,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import cosformer_reweight, feature_map, linear_attention, lrpe, lrpe_2d, lrpe_output_dim
-from ..ops.lrpe import LRPE_CORES, LRPE_P_MATRICES, lrpe_theta, make_householder_vector, make_permutation, num_frequencies
+from ..ops.lrpe import (
+    LRPE_CORES,
+    LRPE_P_MATRICES,
+    lrpe_theta,
+    make_householder_vector,
+    make_permutation,
+    num_frequencies,
+)
 from .elastic import sliced_layer_norm, sliced_linear
 
 ATTENTION_TYPES = ("softmax", "softmax_relative", "cosformer", "lrpe")
@@ -326,7 +331,7 @@ class LrpeEncoding(nn.Module):
         core: ``"rotation"``, ``"mixed_rotation"``, ``"permutation"`` or ``"unitary"`` (``lrpe_hf.ops.LRPE_CORES``).
         p: ``"identity"``, ``"householder"``, ``"dct"``, ``"oddeven"`` or ``"fft"``.
         theta_learned: learn the frequencies (rotation/unitary; type-a initialisation).
-        householder_learned: learn the Householder vector (else it is a fixed, saved, non-trainable parameter).
+        householder_learned: learn the Householder vector (else it is a fixed, saved buffer).
         mode_2d: ``"shared"`` (authors' image code: rows and columns share one angle, score depends on dr + dc) or
             ``"separable"`` (rows and columns on separate channels; rotation/unitary cores only).
         seed: seed of the generator that draws the Householder vector and the permutation (saved with the weights).
@@ -351,9 +356,14 @@ class LrpeEncoding(nn.Module):
         self.head_dim, self.core, self.p, self.mode_2d, self.seed = head_dim, core, p, mode_2d, seed
         self.output_dim = lrpe_output_dim(core, p, head_dim)
         self.theta = nn.Parameter(self.initial_theta()) if theta_learned else None
-        self.householder_v = None
-        if p == "householder":
-            self.householder_v = nn.Parameter(self.initial_householder(), requires_grad=householder_learned)
+        # A fixed Householder vector is a persistent buffer (saved, never trained): a frozen Parameter would come
+        # back trainable after from_pretrained.
+        if p == "householder" and householder_learned:
+            self.householder_v = nn.Parameter(self.initial_householder())
+        elif p == "householder":
+            self.register_buffer("householder_v", self.initial_householder(), persistent=True)
+        else:
+            self.householder_v = None
         if core == "permutation":
             self.register_buffer("permutation", self.initial_permutation(), persistent=True)
         else:

@@ -55,6 +55,10 @@ class LrpeAttention(nn.Module):
         self.k_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
         self.v_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
         self.o_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
+        # fairseq-evo initialisation, read by the models' _init_weights: q/k/v xavier-uniform with gain 1/sqrt(2),
+        # the output projection xavier-uniform.
+        for proj, gain in ((self.q_proj, 2**-0.5), (self.k_proj, 2**-0.5), (self.v_proj, 2**-0.5), (self.o_proj, 1.0)):
+            proj.xavier_gain = gain
         self.position_encoding = PositionEncoding(
             config.position_encoding,
             self.head_dim,

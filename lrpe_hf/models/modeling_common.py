@@ -2,24 +2,48 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from ..version import __version__
+from .checkpoint import CONFIG_NAME, VERSION_KEY, check_checkpoint_folder, check_version_compatible
+
+# Keyword arguments of save_pretrained(push_to_hub=True, ...) that belong to the upload, not to the save.
+_PUSH_KWARGS = ("commit_message", "commit_description", "private", "token", "revision", "create_pr", "tags")
+
 
 class AtomicSaveMixin:
-    """``save_pretrained`` that never leaves a half-written checkpoint behind.
+    """``save_pretrained``/``from_pretrained`` with the package's guarantees.
 
-    Everything is first written to a temporary sibling folder; only when that succeeded are the files moved
-    into place (``os.replace`` per file, atomic on one file system). A failure while serialising (disk full,
-    an exception in a hook, Ctrl-C) therefore leaves an existing checkpoint in ``save_directory`` intact.
+    Saving: everything is first written to a temporary sibling folder; only when that succeeded are the files moved
+    into place (``os.replace`` per file, atomic on one file system). A failure while serialising (disk full, an
+    exception in a hook, Ctrl-C) therefore leaves an existing checkpoint in ``save_directory`` intact. The saved
+    ``config.json`` records the ``lrpe_hf_version`` that wrote it and, unless ``bundle_remote_code`` is False,
+    the folder receives self-contained modeling code and an ``auto_map`` (``lrpe_hf.hub.remote_code``), so it --
+    and a ``push_to_hub`` of it -- loads with ``trust_remote_code=True`` where ``lrpe_hf`` is not installed.
+
+    Loading: a local folder is checked first (``lrpe_hf.models.checkpoint``): missing files, truncated or corrupt
+    safetensors, another ``model_type`` or a newer incompatible ``lrpe_hf_version`` raise an error naming the file.
     """
 
+    #: Write the remote-code bundle and ``auto_map`` on every save. Set to False on a class to opt out.
+    bundle_remote_code: bool = True
+
     def save_pretrained(self, save_directory, *args, **kwargs):  # noqa: D401 - same contract as transformers
-        if kwargs.get("push_to_hub"):
-            # Uploading is huggingface_hub's job; the local folder is still written atomically first.
-            return super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.pop("push_to_hub", False):
+            # Save locally (atomically, with the bundle), then upload through push_to_hub, which saves again into
+            # its own temporary folder -- so the upload carries the bundle too.
+            push_kwargs = {key: kwargs.pop(key) for key in _PUSH_KWARGS if key in kwargs}
+            repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
+            result = self.save_pretrained(save_directory, *args, **kwargs)
+            if "max_shard_size" in kwargs:
+                push_kwargs["max_shard_size"] = kwargs["max_shard_size"]
+            self.push_to_hub(repo_id, **push_kwargs)
+            return result
         target = Path(save_directory)
         if target.exists() and not target.is_dir():
             raise ValueError(f"save_pretrained: {target} exists and is not a directory")
@@ -27,6 +51,7 @@ class AtomicSaveMixin:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             result = super().save_pretrained(tmp, *args, **kwargs)
+            self._complete_saved_folder(tmp)
             target.mkdir(parents=True, exist_ok=True)
             for item in tmp.iterdir():
                 dest = target / item.name
@@ -36,3 +61,39 @@ class AtomicSaveMixin:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return result
+
+    def _complete_saved_folder(self, folder: Path) -> None:
+        config_path = folder / CONFIG_NAME
+        if not config_path.is_file():  # not the main process of a distributed save: nothing was written
+            return
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config[VERSION_KEY] = __version__
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        # Only the installed package bundles; a class loaded from a bundle (module name transformers_modules.*)
+        # is re-saved by Transformers' own custom-code copy, which handles flat folders.
+        if self.bundle_remote_code and __name__.startswith("lrpe_hf."):
+            importlib.import_module("lrpe_hf.hub.remote_code").write_remote_code(folder, self.config.model_type)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        path = pretrained_model_name_or_path
+        if path is not None and os.path.isdir(path):
+            folder = Path(path) / kwargs.get("subfolder", "")
+            variant = kwargs.get("variant")
+            weights = f"model.{variant}.safetensors" if variant else "model.safetensors"
+            # with an explicit state_dict or gguf_file the weights come from elsewhere
+            needs_weights = kwargs.get("state_dict") is None and kwargs.get("gguf_file") is None
+            expected = getattr(cls.config_class, "model_type", None)
+            check_checkpoint_folder(
+                folder,
+                expected_model_types=(expected,) if expected else None,
+                weights_name=weights,
+                require_weights=needs_weights and kwargs.get("use_safetensors") is not False,
+            )
+        config = kwargs.get("config")
+        if config is not None and not isinstance(config, (str, os.PathLike)):
+            check_version_compatible(getattr(config, VERSION_KEY, None), source=f"config of {path}")
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        loaded = model[0] if isinstance(model, tuple) else model  # output_loading_info=True
+        check_version_compatible(getattr(loaded.config, VERSION_KEY, None), source=f"config of {path}")
+        return model

@@ -41,12 +41,12 @@ DEMO_DEFAULTS = {
     "max_eval_samples": 128,
     "do_train": True,
     "do_eval": True,
-    "max_steps": 200,
+    "max_steps": 120,
     "per_device_train_batch_size": 8,
     "per_device_eval_batch_size": 16,
     "learning_rate": 2e-3,
     "lr_scheduler_type": "cosine",
-    "warmup_steps": 20,
+    "warmup_steps": 12,
     "weight_decay": 0.01,
     "logging_steps": 10,
     "eval_strategy": "no",
@@ -472,8 +472,8 @@ def run_clm(model_args: ModelArguments, data_args: DataTrainingArguments, run_ar
     checkpoint = _check_output_dir(training_args, run_args)
     set_seed(training_args.seed)
 
+    config = build_config(model_args)  # first: a bad preset or override fails before any data work
     raw = load_raw_datasets(data_args, model_args, seed=training_args.seed)
-    config = build_config(model_args)
     tokenizer = load_or_train_tokenizer(model_args, raw, model_max_length=getattr(config, "max_position_embeddings", None))
     block_size = choose_block_size(data_args, config, tokenizer)
     lm_datasets = build_lm_datasets(data_args, raw, tokenizer, block_size)
@@ -522,6 +522,12 @@ def run_clm(model_args: ModelArguments, data_args: DataTrainingArguments, run_ar
         with open(Path(training_args.output_dir) / "sample.json", "w") as f:
             json.dump({"prompt": run_args.prompt, "continuation": continuation, "seed": training_args.seed}, f, indent=2)
     if trainer.is_world_process_zero():
+        # all_results.json (written by Trainer.save_metrics) also gets the run's model facts and sample.
+        path = Path(training_args.output_dir) / "all_results.json"
+        merged = json.loads(path.read_text()) if path.is_file() else {}
+        merged.update(results)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(merged, indent=2) + "\n")
         _print_summary(results, training_args.output_dir if training_args.do_train else None)
     transformers.utils.logging.set_verbosity_warning()
     return results

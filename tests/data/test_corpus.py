@@ -30,6 +30,8 @@ def test_stdlib_splits_are_disjoint_and_cover_the_kept_files(small_corpus):
     assert len(paths["train"]) > len(paths["validation"]) > 0
     total = sum(len(t.encode("utf-8")) for split in SPLITS for t in small_corpus[split]["text"])
     assert 0.8 * 400_000 < total <= 400_000 * 1.01  # the cap, up to decoding differences
+    tiny = load_stdlib_corpus(max_bytes=50_000)
+    assert all(len(tiny[s]) >= 1 for s in SPLITS)  # no split left empty by a small cap
     # each file's split is the one its path hashes to
     for split, rows in paths.items():
         assert all(split_of(p) == split for p in rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
 
 from ...ops.feature_maps import FEATURE_MAPS
 
@@ -205,6 +206,7 @@ class LrpeConfig(PreTrainedConfig):
     def validate_lrpe(self) -> None:
         """Raise ValueError naming the field, the bad value and the allowed values."""
         _check_choice("feature_map", self.feature_map, FEATURE_MAPS)
+        _check_choice("hidden_act", self.hidden_act, sorted(ACT2FN))
         _check_choice("position_encoding", self.position_encoding, POSITION_ENCODINGS)
         _check_choice("lrpe_core", self.lrpe_core, LRPE_CORES)
         _check_choice("lrpe_p", self.lrpe_p, LRPE_P_MATRICES)

@@ -205,14 +205,7 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         std = self.config.initializer_range
-        if isinstance(module, LrpeAttention):
-            # fairseq-evo: q/k/v xavier-uniform with gain 1/sqrt(2), output projection xavier-uniform.
-            for proj, gain in ((module.q_proj, 2**-0.5), (module.k_proj, 2**-0.5), (module.v_proj, 2**-0.5),
-                               (module.o_proj, 1.0)):
-                init.xavier_uniform_(proj.weight, gain=gain)
-                if proj.bias is not None:
-                    init.zeros_(proj.bias)
-        elif isinstance(module, PositionEncoding):
+        if isinstance(module, PositionEncoding):
             # Learned theta gets its type-a start; fixed tables (non-persistent buffers, never saved) are rebuilt
             # after meta-device loading; random parts are redrawn from the configured seed unless loaded.
             for name, value in module.initial_tensors().items():
@@ -222,7 +215,11 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
                 tensor = getattr(module, name)
                 init.copy_(tensor, value.to(device=tensor.device, dtype=tensor.dtype))
         elif isinstance(module, nn.Linear):
-            init.normal_(module.weight, mean=0.0, std=std)
+            gain = getattr(module, "xavier_gain", None)  # attention projections (set by LrpeAttention)
+            if gain is not None:
+                init.xavier_uniform_(module.weight, gain=gain)
+            else:
+                init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
@@ -241,6 +238,10 @@ def _select_mask(attention_mask):
             m = attention_mask.get(key)
             if m is not None and m.dim() == 2:
                 return m
+        if any(m is not None for m in attention_mask.values()):
+            raise ValueError(
+                "attention_mask dict holds no 2-D (batch, seq_len) padding mask; LRPE layers need the 2-D form"
+            )
         return None
     return attention_mask
 
@@ -351,6 +352,8 @@ class LrpeModel(LrpePreTrainedModel):
                 position_ids = position_ids[None, :]
         position_ids = position_ids.expand(b, n)
         key_mask = attention_mask[:, -n:] if attention_mask is not None else None
+        if key_mask is not None and not torch.compiler.is_compiling() and bool(key_mask.all()):
+            key_mask = None  # no padding: skip the masking (and let softmax layers use the causal SDPA kernel)
 
         hidden_states = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         ape = self.config.absolute_position_embedding

@@ -101,7 +101,9 @@ class LrpeVitConfig(PretrainedConfig):
         if image_size % patch_size:
             raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}")
         if hidden_size % num_attention_heads:
-            raise ValueError(f"hidden_size={hidden_size} must be divisible by num_attention_heads={num_attention_heads}")
+            raise ValueError(
+                f"hidden_size={hidden_size} must be divisible by num_attention_heads={num_attention_heads}"
+            )
         if not mlp_ratio > 0:
             raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio!r}")
         if hidden_act not in ACTIVATIONS:
@@ -176,7 +178,8 @@ class LrpeVitConfig(PretrainedConfig):
         with keyword overrides (e.g. ``num_labels=10``, ``image_size=32``)."""
         key = PRESET_ALIASES.get(name, name)
         if key not in PRESETS:
-            raise ValueError(f"unknown LrpeVit preset {name!r}; choose one of {sorted(PRESETS) + sorted(PRESET_ALIASES)}")
+            choices = sorted(PRESETS) + sorted(PRESET_ALIASES)
+            raise ValueError(f"unknown LrpeVit preset {name!r}; choose one of {choices}")
         return cls(**{**PRESETS[key], **overrides})
 
 

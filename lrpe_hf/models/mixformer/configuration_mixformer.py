@@ -27,7 +27,9 @@ def _check_layer_lists(prefix, depth_name, depth, attention, ffn_dims, num_heads
             raise ValueError(f"{name} has {len(values)} entries but {depth_name}={depth}; give one per layer")
     for i, kind in enumerate(attention):
         if kind not in ATTENTION_TYPES:
-            raise ValueError(f"{prefix}layer_attention[{i}]={kind!r} is not an attention type; choose from {ATTENTION_TYPES}")
+            raise ValueError(
+                f"{prefix}layer_attention[{i}]={kind!r} is not an attention type; choose from {ATTENTION_TYPES}"
+            )
     for name, values in ((f"{prefix}layer_ffn_dim", ffn_dims), (f"{prefix}layer_num_heads", num_heads)):
         for i, v in enumerate(values):
             _positive_int(f"{name}[{i}]", v)
@@ -150,7 +152,8 @@ class MixFormerConfig(PretrainedConfig):
             if decoder_layer_ffn_dim is None:
                 decoder_layer_ffn_dim = list(layer_ffn_dim) if same else [4 * hidden_size] * decoder_layers
             if decoder_layer_num_heads is None:
-                decoder_layer_num_heads = list(layer_num_heads) if same else [max(1, hidden_size // head_dim)] * decoder_layers
+                default_heads = [max(1, hidden_size // head_dim)] * decoder_layers
+                decoder_layer_num_heads = list(layer_num_heads) if same else default_heads
             if decoder_layer_cross_num_heads is None:
                 decoder_layer_cross_num_heads = list(decoder_layer_num_heads)
             _check_layer_lists("decoder_", "decoder_layers", decoder_layers, decoder_layer_attention,
@@ -205,7 +208,9 @@ class MixFormerConfig(PretrainedConfig):
         self.decoder_layers = decoder_layers
         self.decoder_layer_attention = None if decoder_layer_attention is None else list(decoder_layer_attention)
         self.decoder_layer_ffn_dim = None if decoder_layer_ffn_dim is None else [int(v) for v in decoder_layer_ffn_dim]
-        self.decoder_layer_num_heads = None if decoder_layer_num_heads is None else [int(v) for v in decoder_layer_num_heads]
+        self.decoder_layer_num_heads = (
+            None if decoder_layer_num_heads is None else [int(v) for v in decoder_layer_num_heads]
+        )
         self.decoder_layer_cross_num_heads = (
             None if decoder_layer_cross_num_heads is None else [int(v) for v in decoder_layer_cross_num_heads]
         )

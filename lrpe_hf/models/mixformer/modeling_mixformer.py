@@ -231,6 +231,12 @@ class MixFormerEncoder(nn.Module):
         return sliced_layer_norm(hidden_states, self.layer_norm), all_hidden
 
 
+def _share_embedding(module: nn.Module, embedding: nn.Embedding) -> None:
+    """Give ``module`` a reference to the model's one token embedding without registering it as a sub-module: the
+    weight then lives once in the state dict (``mixformer.shared.weight``), whatever ``tie_word_embeddings`` says."""
+    module.__dict__["embed_tokens"] = embedding
+
+
 class MixFormerTextEncoder(nn.Module):
     """Token embeddings (shared) ``* sqrt(d)`` + learned positions -> :class:`MixFormerEncoder` (seq2seq side)."""
 
@@ -239,7 +245,7 @@ class MixFormerTextEncoder(nn.Module):
     def __init__(self, config: MixFormerConfig, embed_tokens: nn.Embedding):
         super().__init__()
         self.config = config
-        self.embed_tokens = embed_tokens
+        _share_embedding(self, embed_tokens)
         self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.encoder = MixFormerEncoder(config)
         self.embed_scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
@@ -268,7 +274,7 @@ class MixFormerTextDecoder(nn.Module):
     def __init__(self, config: MixFormerConfig, embed_tokens: nn.Embedding):
         super().__init__()
         self.config = config
-        self.embed_tokens = embed_tokens
+        _share_embedding(self, embed_tokens)
         self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.embed_scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
         self.layers = nn.ModuleList(
@@ -326,6 +332,14 @@ class MixFormerPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     _no_split_modules = ["MixFormerEncoderLayer", "MixFormerDecoderLayer"]
     _skip_keys_device_placement = ["past_key_values"]
 
+    def post_init(self):
+        # List only the block classes this model contains: accelerate's FSDP wrap policy raises on a listed class
+        # it cannot find, and an image encoder has no decoder layers.
+        self._no_split_modules = ["MixFormerEncoderLayer"]
+        if self.config.is_encoder_decoder:
+            self._no_split_modules.append("MixFormerDecoderLayer")
+        super().post_init()
+
     def _init_weights(self, module):
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -363,10 +377,6 @@ class MixFormerModel(MixFormerPreTrainedModel):
         super().__init__(config)
         if config.is_encoder_decoder:
             self.main_input_name = "input_ids"
-            self._tied_weights_keys = {
-                "encoder.embed_tokens.weight": "shared.weight",
-                "decoder.embed_tokens.weight": "shared.weight",
-            }
             self.shared = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
             self.encoder = MixFormerTextEncoder(config, self.shared)
             self.decoder = MixFormerTextDecoder(config, self.shared)
@@ -382,8 +392,8 @@ class MixFormerModel(MixFormerPreTrainedModel):
         if not self.config.is_encoder_decoder:
             raise ValueError("the image MixFormer has a patch embedding, not a token embedding to replace")
         self.shared = value
-        self.encoder.embed_tokens = value
-        self.decoder.embed_tokens = value
+        _share_embedding(self.encoder, value)
+        _share_embedding(self.decoder, value)
 
     def get_encoder(self, modality=None):
         return self.encoder

@@ -56,6 +56,7 @@ def test_auto_config_and_round_trip(tmp_path):
         ("absolute_position_embedding", "rotary", "sinusoidal"),
         ("lrpe_theta_type", "z", "'a'"),
         ("classifier_pooling", "max", "mean"),
+        ("hidden_act", "swish2", "gelu"),
     ],
 )
 def test_unknown_choice_names_field_and_allowed_values(field, value, allowed):

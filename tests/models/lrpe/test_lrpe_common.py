@@ -74,5 +74,17 @@ class LrpePermutationCommonTest(LrpeModelTest):
         self.config_tester = ConfigTester(self, config_class=LrpeConfig, hidden_size=32)
 
 
+@pytest.mark.slow
+class LrpeUnitarySoftmaxCommonTest(LrpeModelTest):
+    """The default unitary core (q/k dims double) with softmax attention and a learned APE."""
+
+    def setUp(self):
+        self.model_tester = LrpeModelTester(
+            self, lrpe_core="unitary", lrpe_theta_learned=False, attention_type="softmax",
+            absolute_position_embedding="learned",
+        )
+        self.config_tester = ConfigTester(self, config_class=LrpeConfig, hidden_size=32)
+
+
 if __name__ == "__main__":
     unittest.main()

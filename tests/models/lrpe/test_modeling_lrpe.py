@@ -244,6 +244,11 @@ def test_mismatched_attention_mask():
     for bad in (torch.ones(2, 4), torch.ones(3, 5), torch.ones(2, 1, 5, 5)):
         with pytest.raises(ValueError, match="attention_mask must have shape"):
             model(x, attention_mask=bad)
+    with pytest.raises(ValueError, match="2-D"):
+        model(x, attention_mask={"full_attention": torch.ones(2, 1, 5, 5)})
+    dict_mask = {"linear_attention": torch.tensor([[0, 1, 1, 1, 1], [1] * 5])}
+    torch.testing.assert_close(model(x, attention_mask=dict_mask).logits,
+                               model(x, attention_mask=dict_mask["linear_attention"]).logits)
     with pytest.raises(ValueError, match="position_ids"):
         model(x, position_ids=torch.arange(4)[None])
     with pytest.raises(ValueError, match="exactly one"):
@@ -336,3 +341,33 @@ def test_linear_attention_backend_choice():
         forced(x)
     with pytest.raises(ValueError, match="linear_attention_backend"):
         tiny(linear_attention_backend="triton")
+
+
+def test_fairseq_initialisation_of_attention_projections():
+    model = LrpeModel(tiny(hidden_size=256, num_attention_heads=4))
+    attn = model.layers[0].self_attn
+    xavier_std = (6 / 512) ** 0.5 / 3**0.5
+    assert abs(attn.q_proj.weight.std().item() - xavier_std * 2**-0.5) < 0.002
+    assert abs(attn.o_proj.weight.std().item() - xavier_std) < 0.002
+    assert abs(model.layers[0].mlp.up_proj.weight.std().item() - 0.02) < 0.002
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["lrpe-unitary-householder", "lrpe-d", "softmax"])
+def test_cuda_matches_cpu_and_fla_matches_torch(name):
+    """Same code on CUDA; with flash-linear-attention installed, its kernel equals the PyTorch path."""
+    from lrpe_hf.ops.fla_backend import fla_available
+
+    model = LrpeForCausalLM(tiny(name)).eval()
+    x = ids(2, 40)
+    cpu = model(x).logits
+    gpu_torch = LrpeForCausalLM(tiny(name, linear_attention_backend="torch")).cuda().eval()
+    gpu_torch.load_state_dict(model.state_dict())
+    torch.testing.assert_close(gpu_torch(x.cuda()).logits.cpu(), cpu, atol=1e-4, rtol=1e-4)
+    gen_kw = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
+    assert torch.equal(gpu_torch.generate(x[:, :5].cuda(), **gen_kw).cpu(), model.generate(x[:, :5], **gen_kw))
+    if not fla_available(torch.zeros(1, device="cuda")):
+        pytest.skip("flash-linear-attention is not installed")
+    fla = LrpeForCausalLM(tiny(name, linear_attention_backend="fla")).cuda().eval()
+    fla.load_state_dict(model.state_dict())
+    torch.testing.assert_close(fla(x.cuda()).logits.cpu(), cpu, atol=1e-3, rtol=1e-3)

@@ -97,12 +97,14 @@ def test_gradient_checkpointing_gives_the_same_gradients(name):
         torch.testing.assert_close(grads[1][n], grads[0][n], atol=1e-6, rtol=1e-5)
 
 
-def test_bf16_autocast_and_bf16_weights():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_autocast_and_bf16_weights(dtype):
     model = LrpeForCausalLM(tiny())
     x = batch()
     ref = model(x, labels=x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=dtype):
         out = model(x, labels=x)
+    assert out.logits.dtype == dtype
     assert torch.isfinite(out.loss) and abs(out.loss.item() - ref.loss.item()) < 0.05
     out.loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
@@ -115,8 +117,11 @@ def test_bf16_autocast_and_bf16_weights():
     "name",
     [
         "lrpe-unitary-householder-learned",
-        pytest.param("lrpe-rotation-householder-learned", marks=pytest.mark.slow),
-        pytest.param("nope", marks=pytest.mark.slow),
+        *[
+            pytest.param(name, marks=pytest.mark.slow)
+            for name in ("lrpe-rotation-householder-learned", "lrpe-permutation-householder", "nope", "rope",
+                         "cosformer", "permuteformer", "lrpe-d", "softmax")
+        ],
     ],
 )
 def test_chunked_forward_traces_without_graph_breaks(name):
@@ -139,3 +144,29 @@ def test_inductor_compile_matches_eager_forward_and_backward():
     ref = model(x, labels=x, use_cache=False)
     torch.testing.assert_close(out.logits, ref.logits, atol=1e-5, rtol=1e-5)
     out.loss.backward()
+
+
+@pytest.mark.parametrize("head", ["causal", "classification"])
+def test_gradient_accumulation_equals_the_big_batch(tmp_path, head):
+    x = batch(4, 12)
+    if head == "causal":
+        make = lambda: LrpeForCausalLM(tiny())  # noqa: E731
+        # Different numbers of supervised tokens per micro-batch: the loss must be normalised over the whole batch.
+        labels = x.clone()
+        labels[0, :6] = -100
+        rows = {"input_ids": x.tolist(), "labels": labels.tolist()}
+    else:
+        make = lambda: LrpeForSequenceClassification(tiny(num_labels=2))  # noqa: E731
+        rows = {"input_ids": x.tolist(), "labels": [0, 1, 1, 0]}
+    ds = Dataset.from_dict(rows)
+    weights = []
+    for bs, accumulation in ((4, 1), (2, 2)):
+        model = make()
+        args = TrainingArguments(
+            output_dir=str(tmp_path / f"{bs}"), per_device_train_batch_size=bs, gradient_accumulation_steps=accumulation,
+            max_steps=1, learning_rate=1e-2, optim="sgd", use_cpu=True, report_to=[], save_strategy="no",
+            disable_tqdm=True,
+        )
+        Trainer(model=model, args=args, train_dataset=ds).train()
+        weights.append(model.model.embed_tokens.weight.detach().clone())
+    torch.testing.assert_close(weights[1], weights[0], atol=1e-6, rtol=1e-5)

@@ -1,0 +1,102 @@
+"""``lrpe-hf nas``: train a weight-sharing super-network, search it, export the chosen sub-network.
+
+    lrpe-hf nas train-supernet --search-space small --dataset digits --output-dir supernet/
+    lrpe-hf nas search --supernet supernet/ --max-flops 2e6 --output-dir search/
+    lrpe-hf nas export --supernet supernet/ --arch search/best.json --output-dir model/
+"""
+
+from __future__ import annotations
+
+
+def _train(args) -> int:
+    from ..nas.pipeline import run_train_supernet
+
+    from ..nas.search_space import get_search_space
+
+    space = get_search_space(args.search_space)
+    if args.task != space.task:
+        raise ValueError(f"--task {args.task} does not match search space {space.name!r} (a {space.task} space)")
+    run_train_supernet(
+        args.search_space, args.dataset, args.output_dir, image_size=args.image_size, patch_size=args.patch_size,
+        max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+        gradient_accumulation_steps=args.gradient_accumulation_steps, seed=args.seed,
+        overwrite_output_dir=args.overwrite_output_dir, max_length=args.max_length,
+    )
+    print(f"super-network saved to {args.output_dir}")
+    return 0
+
+
+def _search(args) -> int:
+    from ..nas.pipeline import run_search
+    from ..nas.search import Constraints
+
+    constraints = Constraints(max_params=args.max_params, max_flops=args.max_flops, max_latency_ms=args.max_latency_ms)
+    evolution = {k: getattr(args, k) for k in ("population", "parents", "mutants", "crossovers", "mutation_prob", "iterations")}
+    best, _ = run_search(
+        args.supernet, args.output_dir, dataset=args.dataset, constraints=constraints, evolution=evolution,
+        search_space=args.search_space, eval_batch_size=args.eval_batch_size, max_eval_batches=args.max_eval_batches,
+        seed=args.seed, overwrite_output_dir=args.overwrite_output_dir,
+    )
+    print(f"best: {best['description']}  {best['score_name']}={best['score']:.4f}  params={best['params']:.0f}  "
+          f"FLOPs={best['flops']:.4g}  -> {args.output_dir}/best.json")
+    return 0
+
+
+def _export(args) -> int:
+    from ..nas.pipeline import run_export
+
+    run_export(args.supernet, args.arch, args.output_dir, args.overwrite_output_dir, args.search_space)
+    print(f"standalone mixformer checkpoint saved to {args.output_dir}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("nas", help="mixed-attention architecture search (arXiv 2207.13955)")
+    sub = parser.add_subparsers(dest="nas_command", metavar="NAS_COMMAND")
+    sub.required = True
+
+    t = sub.add_parser("train-supernet", help="train a weight-sharing super-network (one sampled sub-network per step)")
+    t.add_argument("--task", default="image-classification", choices=["image-classification", "translation"])
+    t.add_argument("--search-space", default="small", help="preset name: small, cifar10, cifar10-lrpe, ...")
+    t.add_argument("--dataset", default="digits",
+                   help="image: 'digits' (offline, scikit-learn) or a Hub dataset such as cifar10; translation: a "
+                        "TSV / JSON-lines file of sentence pairs or hub:<name>:<config>:<src>:<tgt>")
+    t.add_argument("--max-length", type=int, default=64, help="translation: max tokens per sentence")
+    t.add_argument("--output-dir", required=True)
+    t.add_argument("--image-size", type=int, default=32)
+    t.add_argument("--patch-size", type=int, default=8)
+    t.add_argument("--max-steps", type=int, default=1000)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--learning-rate", type=float, default=2e-3)
+    t.add_argument("--weight-decay", type=float, default=0.05)
+    t.add_argument("--warmup-steps", type=int, default=50)
+    t.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--overwrite-output-dir", action="store_true")
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser("search", help="evolutionary search on a trained super-network")
+    s.add_argument("--supernet", required=True)
+    s.add_argument("--output-dir", required=True)
+    s.add_argument("--dataset", default="digits", help="the data the super-network was trained on (its validation split)")
+    s.add_argument("--search-space", default=None, help="refuse a super-network trained for another space")
+    s.add_argument("--max-params", type=float, default=None)
+    s.add_argument("--max-flops", type=float, default=None)
+    s.add_argument("--max-latency-ms", type=float, default=None)
+    for name, typ in (("population", int), ("parents", int), ("mutants", int), ("crossovers", int),
+                      ("mutation-prob", float), ("iterations", int)):
+        s.add_argument(f"--{name}", type=typ, default=None, help="default: the search space's preset")
+    s.add_argument("--eval-batch-size", type=int, default=100)
+    s.add_argument("--max-eval-batches", type=int, default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite-output-dir", action="store_true")
+    s.set_defaults(func=_search)
+
+    e = sub.add_parser("export", help="save a sub-network as a standalone mixformer checkpoint")
+    e.add_argument("--supernet", required=True)
+    e.add_argument("--arch", required=True, help="best.json of a search (or a JSON architecture)")
+    e.add_argument("--output-dir", required=True)
+    e.add_argument("--search-space", default=None)
+    e.add_argument("--overwrite-output-dir", action="store_true")
+    e.set_defaults(func=_export)

@@ -1,0 +1,315 @@
+"""MixFormer: config validation, image classifier, seq2seq generation with per-layer caches, Trainer, LoRA."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForSeq2SeqLM,
+    Trainer,
+    TrainingArguments,
+)
+
+import lrpe_hf  # noqa: F401  (registers the model types)
+from lrpe_hf.models.mixformer import MixFormerCache, MixFormerConfig, MixFormerForConditionalGeneration
+
+MIXED = ["cosformer", "softmax", "softmax_relative", "lrpe"]
+
+
+def image_config(**kw):
+    base = dict(hidden_size=32, num_hidden_layers=4, head_dim=8, image_size=16, patch_size=4, num_labels=5,
+                layer_attention=MIXED, layer_ffn_dim=[64, 48, 32, 64], layer_num_heads=[4, 2, 3, 4])
+    base.update(kw)
+    return AutoConfig.for_model("mixformer", **base)
+
+
+def seq2seq_config(**kw):
+    base = dict(is_encoder_decoder=True, vocab_size=40, hidden_size=32, num_hidden_layers=2, head_dim=8,
+                layer_attention=["cosformer", "lrpe"], layer_ffn_dim=[64, 48], layer_num_heads=[4, 2],
+                decoder_layers=4, decoder_layer_attention=["softmax", "cosformer", "softmax_relative", "lrpe"],
+                decoder_layer_ffn_dim=[32, 48, 32, 64], decoder_layer_num_heads=[2, 4, 4, 2],
+                pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, max_position_embeddings=48)
+    base.update(kw)
+    return AutoConfig.for_model("mixformer", **base)
+
+
+def random_seq2seq(seed=0, **kw):
+    torch.manual_seed(seed)
+    model = AutoModelForSeq2SeqLM.from_config(seq2seq_config(**kw)).eval()
+    with torch.no_grad():  # larger weights than the init: a random model that does not repeat one token
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.3)
+    return model
+
+
+def source_batch():
+    torch.manual_seed(1)
+    ids = torch.randint(3, 40, (2, 7))
+    mask = torch.ones_like(ids)
+    ids[1, 5:], mask[1, 5:] = 0, 0  # sample 1 is right-padded
+    return ids, mask
+
+
+# --------------------------------------------------------------------------------------------------- config
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(num_hidden_layers=3, layer_attention=["softmax"] * 2), "layer_attention has 2 entries but num_hidden_layers=3"),
+        (dict(num_hidden_layers=2, layer_ffn_dim=[64]), "layer_ffn_dim has 1 entries"),
+        (dict(num_hidden_layers=2, layer_num_heads=[2, 2, 2]), "layer_num_heads has 3 entries"),
+        (dict(num_hidden_layers=2, layer_attention=["softmax", "flash"]), r"layer_attention\[1\]='flash'"),
+        (dict(num_hidden_layers=2, layer_ffn_dim=[64, 0]), r"layer_ffn_dim\[1\] must be a positive int"),
+        (dict(num_hidden_layers=1, layer_num_heads=[2.5]), r"layer_num_heads\[0\]"),
+        (dict(hidden_size=0), "hidden_size"),
+        (dict(pooling="max"), "pooling='max'"),
+        (dict(pooling="cls", use_cls_token=False), "use_cls_token"),
+        (dict(image_size=30, patch_size=16), "multiple of patch_size"),
+        (dict(lrpe_core="spiral"), "lrpe_core='spiral'"),
+        (dict(is_encoder_decoder=True, num_hidden_layers=2, decoder_layers=3, decoder_layer_attention=["softmax"]),
+         "decoder_layer_attention has 1 entries but decoder_layers=3"),
+        (dict(activation="tanh"), "activation='tanh'"),
+    ],
+)
+def test_config_rejects_bad_layer_lists_and_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MixFormerConfig(**kwargs)
+
+
+def test_config_round_trip_and_defaults(tmp_path):
+    cfg = image_config()
+    cfg.save_pretrained(tmp_path)
+    again = AutoConfig.from_pretrained(tmp_path)
+    assert again.layer_attention == MIXED and again.layer_num_heads == [4, 2, 3, 4]
+    assert again.max_position_embeddings == 17  # 4x4 patches + CLS (cosFormer's fixed M)
+    s2s = MixFormerConfig(is_encoder_decoder=True, num_hidden_layers=2, layer_attention=["lrpe", "softmax"])
+    assert s2s.decoder_layer_attention == ["lrpe", "softmax"] and s2s.decoder_layers == 2
+    assert s2s.use_cache is True
+
+
+# --------------------------------------------------------------------------------------------------- image side
+def test_image_classifier_forward_save_load_and_auto_model(tmp_path):
+    model = AutoModelForImageClassification.from_config(image_config()).eval()
+    x = torch.randn(2, 3, 16, 16)
+    out = model(pixel_values=x, labels=torch.tensor([1, 4]))
+    assert out.logits.shape == (2, 5) and torch.isfinite(out.loss)
+    assert torch.allclose(out.loss, F.cross_entropy(out.logits, torch.tensor([1, 4])))
+    model.save_pretrained(tmp_path)
+    again = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert torch.equal(again(pixel_values=x).logits, out.logits)
+    backbone = AutoModel.from_pretrained(tmp_path).eval()
+    hidden = backbone(pixel_values=x, output_hidden_states=True)
+    assert hidden.last_hidden_state.shape == (2, 17, 32) and len(hidden.hidden_states) == 5
+    # mean over the patch tokens only (CLS excluded), after the final LayerNorm
+    assert torch.allclose(hidden.pooler_output, hidden.last_hidden_state[:, 1:].mean(1))
+    assert isinstance(model(pixel_values=x, return_dict=False), tuple)
+
+
+def test_released_causal_cosformer_quirk_is_opt_in():
+    """cosformer_causal=True reproduces the released ViT: the CLS token then never sees the patches."""
+    x1, x2 = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16, 16)
+    for causal in (True, False):
+        torch.manual_seed(0)
+        model = AutoModel.from_config(image_config(layer_attention=["cosformer"] * 4, cosformer_causal=causal)).eval()
+        c1 = model(pixel_values=x1).last_hidden_state[:, 0]
+        c2 = model(pixel_values=x2).last_hidden_state[:, 0]
+        assert torch.allclose(c1, c2, atol=1e-6) == causal
+
+
+def test_tokens_are_scaled_by_sqrt_d_before_positions():
+    torch.manual_seed(0)
+    model = AutoModel.from_config(image_config()).eval()
+    emb = model.embeddings
+    x = torch.randn(1, 3, 16, 16)
+    patches, _ = emb.patch_embeddings(x)
+    tokens = torch.cat((emb.cls_token, patches), 1) * 32**0.5 + emb.position_embeddings
+    assert torch.allclose(emb(x)[0], tokens, atol=1e-6)
+
+
+def test_image_bad_inputs():
+    model = AutoModelForImageClassification.from_config(image_config()).eval()
+    with pytest.raises(ValueError, match="channels"):
+        model(pixel_values=torch.randn(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="positions"):
+        model(pixel_values=torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="pixel_values"):
+        model()
+    with pytest.raises(ValueError, match="is_encoder_decoder=True"):
+        MixFormerForConditionalGeneration(image_config())
+
+
+class _TensorDataset(torch.utils.data.Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def _train(model, dataset, steps, tmp_path, lr=3e-3):
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=8,
+                             learning_rate=lr, use_cpu=True, report_to=[], save_strategy="no", logging_steps=1000,
+                             disable_tqdm=True, seed=0)
+    Trainer(model=model, args=args, train_dataset=dataset).train()
+
+
+def test_trainer_lowers_image_loss(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(16, 3, 16, 16)
+    y = torch.randint(0, 5, (16,))
+    data = _TensorDataset([{"pixel_values": x[i], "labels": y[i]} for i in range(16)])
+    model = AutoModelForImageClassification.from_config(image_config())
+    with torch.no_grad():
+        before = model.eval()(pixel_values=x, labels=y).loss.item()
+    _train(model, data, 20, tmp_path)
+    with torch.no_grad():
+        after = model.eval()(pixel_values=x, labels=y).loss.item()
+    assert after < 0.7 * before, (before, after)
+
+
+def test_lora_on_image_classifier(tmp_path):
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(0)
+    model = AutoModelForImageClassification.from_config(image_config())
+    lora = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                      modules_to_save=["classifier"]))
+    trainable = {n for n, p in lora.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or "classifier" in n for n in trainable)
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 5, (8,))
+    opt = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(4):
+        opt.zero_grad()
+        loss = lora(pixel_values=x, labels=y).loss
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    lora.eval()
+    out = lora(pixel_values=x).logits
+    lora.save_pretrained(tmp_path)
+    torch.manual_seed(0)  # the same base weights again
+    reloaded = peft.PeftModel.from_pretrained(AutoModelForImageClassification.from_config(image_config()), tmp_path)
+    assert torch.allclose(reloaded.eval()(pixel_values=x).logits, out, atol=1e-6)
+    merged = lora.merge_and_unload().eval()
+    assert torch.allclose(merged(pixel_values=x).logits, out, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------- seq2seq side
+def test_seq2seq_loss_does_not_shift_labels():
+    model = random_seq2seq()
+    ids, mask = source_batch()
+    labels = torch.randint(3, 40, (2, 6))
+    labels[1, 4:] = -100
+    out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    ref = F.cross_entropy(out.logits.reshape(-1, 40), labels.reshape(-1), ignore_index=-100)
+    assert torch.allclose(out.loss, ref)
+    # decoder inputs built from the labels are [start, y_0, ..., y_{n-2}] (pad for -100)
+    dec = torch.cat((torch.ones(2, 1, dtype=torch.long), labels[:, :-1].masked_fill(labels[:, :-1] == -100, 0)), 1)
+    explicit = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+    assert torch.allclose(explicit, out.logits, atol=1e-6)
+
+
+def test_prefix_then_cached_steps_equal_full_decoder_forward():
+    model = random_seq2seq()
+    ids, mask = source_batch()
+    dec = torch.randint(3, 40, (2, 9))
+    dec[:, 0] = 1
+    full = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec, use_cache=False).logits
+    out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec[:, :4], use_cache=True)
+    cache, logits = out.past_key_values, [out.logits]
+    assert isinstance(cache, MixFormerCache) and cache.get_seq_length() == 4
+    assert "state" in cache.self_states[1] and "key" in cache.self_states[0]  # linear keeps a state, softmax K/V
+    for t in range(4, 9):
+        out = model(encoder_outputs=(out.encoder_last_hidden_state,), attention_mask=mask,
+                    decoder_input_ids=dec[:, t : t + 1], past_key_values=cache)
+        logits.append(out.logits)
+    assert torch.allclose(torch.cat(logits, 1), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("gen_kwargs", [dict(), dict(num_beams=3), dict(num_beams=3, num_return_sequences=2)])
+def test_generate_cached_equals_uncached(gen_kwargs):
+    model = random_seq2seq()
+    ids, mask = source_batch()
+    kw = dict(input_ids=ids, attention_mask=mask, max_new_tokens=8, do_sample=False, no_repeat_ngram_size=1,
+              **gen_kwargs)
+    cached = model.generate(use_cache=True, **kw)
+    uncached = model.generate(use_cache=False, **kw)
+    assert torch.equal(cached, uncached)
+    assert len(set(cached[0, 1:].tolist())) > 3  # a real sequence, not one repeated token
+
+
+def test_encoder_padding_does_not_change_generation():
+    model = random_seq2seq()
+    ids, mask = source_batch()
+    batched = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8, no_repeat_ngram_size=1,
+                             num_beams=2)
+    alone = model.generate(input_ids=ids[1:, :5], max_new_tokens=8, no_repeat_ngram_size=1, num_beams=2)
+    assert torch.equal(batched[1:, : alone.shape[1]], alone)
+
+
+def test_seq2seq_save_load_generate_identical_and_tied_embeddings(tmp_path):
+    model = random_seq2seq()
+    ids, mask = source_batch()
+    before = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, num_beams=2)
+    model.save_pretrained(tmp_path)
+    again = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    assert again.lm_head.weight.data_ptr() == again.mixformer.shared.weight.data_ptr()
+    assert again.mixformer.encoder.embed_tokens is again.mixformer.shared
+    assert not any("embed_tokens" in k for k in again.state_dict())  # one embedding, stored once
+    assert torch.equal(again.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, num_beams=2), before)
+
+
+def test_untied_output_projection_round_trips(tmp_path):
+    model = random_seq2seq(tie_word_embeddings=False)
+    assert model.lm_head.weight.data_ptr() != model.mixformer.shared.weight.data_ptr()
+    ids, mask = source_batch()
+    model.save_pretrained(tmp_path)
+    again = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    dec = torch.ones(2, 3, dtype=torch.long)
+    assert torch.equal(again(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits,
+                       model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits)
+
+
+def test_sampling_and_refused_assisted_decoding():
+    model = random_seq2seq()
+    ids, mask = source_batch()
+    torch.manual_seed(0)
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, do_sample=True,
+                         num_return_sequences=3)
+    assert out.shape[0] == 6
+    with pytest.raises(ValueError):
+        model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=3, assistant_model=random_seq2seq(1))
+    with pytest.raises(NotImplementedError):
+        MixFormerCache(2).crop(1)
+
+
+def test_trainer_lowers_seq2seq_loss(tmp_path):
+    torch.manual_seed(0)
+    src = torch.randint(3, 40, (16, 6))
+    data = _TensorDataset([{"input_ids": src[i], "attention_mask": torch.ones(6, dtype=torch.long),
+                            "labels": src[i].flip(0)} for i in range(16)])
+    model = AutoModelForSeq2SeqLM.from_config(seq2seq_config())
+    batch = dict(input_ids=src, labels=src.flip(1))
+    with torch.no_grad():
+        before = model.eval()(**batch).loss.item()
+    _train(model, data, 25, tmp_path, lr=5e-3)
+    with torch.no_grad():
+        after = model.eval()(**batch).loss.item()
+    assert after < 0.8 * before, (before, after)
+
+
+def test_seq2seq_bad_inputs():
+    model = random_seq2seq()
+    ids, mask = source_batch()
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(input_ids=torch.randint(3, 40, (1, 60)), decoder_input_ids=torch.ones(1, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="not pixel_values"):
+        model.mixformer(pixel_values=torch.randn(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="MixFormerCache"):
+        model(input_ids=ids, decoder_input_ids=ids[:, :1], past_key_values=object())

@@ -1,0 +1,64 @@
+"""bench_lm.py: the summary judges the issue's targets from raw points; an OOM is a result; a tiny run end to end."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "bench_lm.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_lm", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _train(model, n, tps, status="ok"):
+    if status != "ok":
+        return {"model": model, "seq_len": n, "status": status}
+    return {"model": model, "seq_len": n, "status": "ok", "tokens_per_s": tps, "tokens_per_cpu_s": tps, "peak_memory_mib": 1.0}
+
+
+def _gen(model, n, ms):
+    return {"model": model, "context": n, "status": "ok", "per_token_ms_median": ms}
+
+
+def test_summary_targets_and_oom(bench):
+    results = {
+        "seq_lens": [8192, 16384],
+        "contexts": [256, 16384],
+        "train": [_train("lrpe", 8192, 300.0), _train("llama", 8192, 100.0), _train("lrpe", 16384, 290.0), _train("llama", 16384, 0, "OOM")],
+        "generate": [_gen("lrpe", 256, 10.0), _gen("lrpe", 16384, 13.0), _gen("llama", 256, 10.0), _gen("llama", 16384, 50.0)],
+    }
+    summary = bench.summarize(results)
+    assert summary["train_speedup_lrpe_over_llama"]["8192"]["cpu"] == pytest.approx(3.0)
+    assert "16384" not in summary["train_speedup_lrpe_over_llama"]  # no ratio against an OOM
+    targets = summary["targets"]
+    assert targets["lrpe_train_throughput_8k_at_least_2x_llama"]["met"] is True
+    assert targets["lrpe_trains_at_16k_llama_may_oom"] == {"lrpe": "ok", "llama": "OOM", "met": True}
+    assert targets["lrpe_latency_16k_within_1.2x_of_256"] == {"ratio": pytest.approx(1.3), "met": False}
+    table = bench.markdown_table(results)
+    assert "| 16k |" in table and "OOM" in table and "3.00x" in table
+    assert bench._is_oom(RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory"))
+    assert not bench._is_oom(ValueError("shape mismatch"))
+
+
+def test_targets_not_judged_without_their_lengths(bench):
+    results = {"seq_lens": [64], "contexts": [32], "train": [_train("lrpe", 64, 1.0), _train("llama", 64, 2.0)], "generate": []}
+    assert bench.summarize(results)["targets"] == {}
+
+
+@pytest.mark.slow
+def test_quick_run_writes_json_png_md(tmp_path):
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--seq_lens", "64", "--contexts", "32", "--output_dir", str(tmp_path)]
+    subprocess.run(cmd, check=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    data = json.loads((tmp_path / "bench_lm.json").read_text())
+    assert {r["status"] for r in data["train"] + data["generate"]} == {"ok"}
+    assert (tmp_path / "bench_lm.png").stat().st_size > 1000 and (tmp_path / "bench_lm.md").is_file()
