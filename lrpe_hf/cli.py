@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "train-video": "train_video",
     "train": "train",
     "generate": "generate",
+    "compare": "compare",
 }
 
 
