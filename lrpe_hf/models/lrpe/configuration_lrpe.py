@@ -51,24 +51,24 @@ SIZES: dict[str, dict] = {
     "wikitext-base": dict(
         hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048, hidden_act="relu",
         pre_norm=True, absolute_position_embedding="sinusoidal", max_position_embeddings=512, is_causal=True,
-        hidden_dropout_prob=0.1, attention_dropout=0.0,
+        hidden_dropout_prob=0.1, attention_dropout=0.0, scale_embedding=True,
     ),
     # Bidirectional encoder (RoBERTa-base): 12 x 768, FFN 3072 (GELU), 12 heads, post-norm, learned APE.
     "roberta-base": dict(
         hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, hidden_act="gelu",
         pre_norm=False, absolute_position_embedding="learned", max_position_embeddings=512, is_causal=False,
-        hidden_dropout_prob=0.1, attention_dropout=0.1, vocab_size=50265,
+        hidden_dropout_prob=0.1, attention_dropout=0.1, vocab_size=50265, scale_embedding=False,
     ),
     # CPU-friendly sizes for demos and tests (causal, pre-norm like wikitext-base).
     "small": dict(
         hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, hidden_act="relu",
         pre_norm=True, absolute_position_embedding="sinusoidal", max_position_embeddings=2048, is_causal=True,
-        hidden_dropout_prob=0.1,
+        hidden_dropout_prob=0.1, scale_embedding=True,
     ),
     "tiny": dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, hidden_act="relu",
         pre_norm=True, absolute_position_embedding="sinusoidal", max_position_embeddings=512, is_causal=True,
-        hidden_dropout_prob=0.0, vocab_size=128,
+        hidden_dropout_prob=0.0, vocab_size=128, scale_embedding=True,
     ),
 }
 
@@ -107,6 +107,9 @@ class LrpeConfig(PreTrainedConfig):
             for ``position_encoding="lrpe"``/``"lrpe_d"`` and ``"denominator"`` for the other baselines. Ignored by
             softmax attention.
         absolute_position_embedding: ``"none"``, ``"sinusoidal"`` or ``"learned"`` (added to token embeddings).
+        scale_embedding: multiply token embeddings by ``sqrt(hidden_size)`` (fairseq's language models do; without
+            it a sinusoidal table of amplitude 1 swamps token embeddings initialised at std 0.02). ``None`` means
+            "when the absolute position embedding is sinusoidal"; the resolved bool is what gets saved.
         chunk_size: chunk length of the chunked linear-attention algorithm.
         attention_algorithm: ``"chunked"`` (default), ``"parallel"`` or ``"recurrent"``: same function.
         linear_attention_backend: ``"auto"`` runs the causal chunked path through flash-linear-attention's kernel
@@ -143,6 +146,7 @@ class LrpeConfig(PreTrainedConfig):
         attention_norm: str | None = None,
         attention_bias: bool = True,
         absolute_position_embedding: str = "sinusoidal",
+        scale_embedding: bool | None = None,
         chunk_size: int = 64,
         attention_algorithm: str = "chunked",
         linear_attention_backend: str = "auto",
@@ -180,6 +184,9 @@ class LrpeConfig(PreTrainedConfig):
         self.attention_norm = attention_norm
         self.attention_bias = attention_bias
         self.absolute_position_embedding = absolute_position_embedding
+        if scale_embedding is None:
+            scale_embedding = absolute_position_embedding == "sinusoidal"
+        self.scale_embedding = bool(scale_embedding)
         self.chunk_size = chunk_size
         self.attention_algorithm = attention_algorithm
         self.linear_attention_backend = linear_attention_backend

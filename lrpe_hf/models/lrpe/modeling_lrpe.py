@@ -140,6 +140,22 @@ class LrpeCache(Cache):
 # ----------------------------------------------------------------------------------------------------------------
 # Building blocks
 # ----------------------------------------------------------------------------------------------------------------
+class LrpeScaledWordEmbedding(nn.Embedding):
+    """Token embedding multiplied by ``embed_scale`` (``sqrt(hidden_size)`` with ``config.scale_embedding``).
+
+    The scale lives in the module, as in BART, so ``get_input_embeddings()(ids)`` gives what the model adds
+    position embeddings to, and a tied output layer uses the unscaled weight.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, embed_scale: float = 1.0):
+        super().__init__(num_embeddings, embedding_dim, padding_idx)
+        self.embed_scale = embed_scale
+
+    def forward(self, input_ids):
+        out = super().forward(input_ids)
+        return out * self.embed_scale if self.embed_scale != 1.0 else out
+
+
 def sinusoidal_position_embedding(positions: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
     """fairseq-style sinusoidal embedding ``[sin(p w) || cos(p w)]`` for positions ``(batch, n)`` -> ``(batch, n, dim)``.
 
@@ -255,7 +271,8 @@ class LrpeModel(LrpePreTrainedModel):
     def __init__(self, config: LrpeConfig, causal: bool | None = None):
         super().__init__(config)
         self.causal = config.is_causal if causal is None else causal
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
+        self.embed_tokens = LrpeScaledWordEmbedding(config.vocab_size, config.hidden_size, config.pad_token_id, scale)
         if config.absolute_position_embedding == "learned":
             self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         else:

@@ -371,3 +371,21 @@ def test_cuda_matches_cpu_and_fla_matches_torch(name):
     fla = LrpeForCausalLM(tiny(name, linear_attention_backend="fla")).cuda().eval()
     fla.load_state_dict(model.state_dict())
     torch.testing.assert_close(fla(x.cuda()).logits.cpu(), cpu, atol=1e-3, rtol=1e-3)
+
+
+def test_token_embeddings_are_scaled_like_fairseq_language_models():
+    """sqrt(d) scaling keeps token embeddings from drowning under the sinusoidal table (amplitude 1)."""
+    import math
+
+    from lrpe_hf import LrpeConfig, LrpeModel
+
+    cfg = LrpeConfig.from_preset("lrpe-unitary-householder", size="tiny")
+    assert cfg.scale_embedding is True
+    assert LrpeConfig.from_preset("lrpe-unitary-householder", size="roberta-base").scale_embedding is False
+    assert LrpeConfig(absolute_position_embedding="none").scale_embedding is False
+    model = LrpeModel(cfg).eval()
+    ids = torch.tensor([[3, 5, 7]])
+    emb = model.get_input_embeddings()
+    torch.testing.assert_close(emb(ids), emb.weight[ids] * math.sqrt(cfg.hidden_size))
+    # inputs_embeds from the embedding module give exactly the input_ids path
+    torch.testing.assert_close(model(inputs_embeds=emb(ids)).last_hidden_state, model(input_ids=ids).last_hidden_state)
