@@ -96,11 +96,11 @@ SIZES: dict[str, SizePreset] = {
     # 4 x 256 tokens (102k training tokens). A smoke-scale budget: early-training behaviour only.
     "small": SizePreset(
         base_size={"clm": "small", "mlm": "small"},
-        # No absolute position embedding for any encoding: the models' sinusoidal APE has amplitude 1 while token
-        # embeddings start at std 0.02 (no sqrt(d) embedding scale), which held every model with an APE at the
-        # unigram plateau for this budget. Position information then comes from the encoding (and causality) only.
+        # Each encoding keeps its preset's absolute position embedding (sinusoidal, as in the paper's LMs; none for
+        # NoPE), with token embeddings scaled by sqrt(d) as fairseq does (without that scale the APE's amplitude 1
+        # swamped embeddings initialised at std 0.02 and held those models at the unigram plateau).
         model=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
-                   hidden_dropout_prob=0.0, attention_dropout=0.0, absolute_position_embedding="none"),
+                   hidden_dropout_prob=0.0, attention_dropout=0.0, scale_embedding=True),
         context=256, batch_size=4, gradient_accumulation_steps=1, max_steps=100, learning_rate=2e-3,
         warmup_steps=10, lr_scheduler_type="cosine", weight_decay=0.01, adam_beta2=0.98, vocab_size=4096,
         corpus_max_bytes=3_000_000, eval_tokens=4096, curve_eval_tokens=1024, eval_points=5,

@@ -239,6 +239,10 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
+            if getattr(module, "embed_scale", 1.0) != 1.0:
+                # fairseq's pairing: N(0, d^-1/2) times sqrt(d) gives token embeddings of unit scale, comparable to
+                # the sinusoidal table; 0.02 * sqrt(d) would still leave them under it.
+                std = module.embedding_dim**-0.5
             init.normal_(module.weight, mean=0.0, std=std)
             if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
                 init.zeros_(module.weight[module.padding_idx])

@@ -389,3 +389,13 @@ def test_token_embeddings_are_scaled_like_fairseq_language_models():
     torch.testing.assert_close(emb(ids), emb.weight[ids] * math.sqrt(cfg.hidden_size))
     # inputs_embeds from the embedding module give exactly the input_ids path
     torch.testing.assert_close(model(inputs_embeds=emb(ids)).last_hidden_state, model(input_ids=ids).last_hidden_state)
+
+
+def test_scaled_token_embeddings_start_at_unit_scale():
+    from lrpe_hf import LrpeConfig, LrpeModel
+
+    torch.manual_seed(0)
+    cfg = LrpeConfig.from_preset("nope", size="small", vocab_size=2000)
+    model = LrpeModel(cfg)
+    std = model.get_input_embeddings()(torch.arange(2000)).std().item()
+    assert 0.9 < std < 1.1
