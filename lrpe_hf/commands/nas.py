@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 
 def _train(args) -> int:
     from ..nas.pipeline import run_train_supernet
@@ -46,8 +49,15 @@ def _search(args) -> int:
 def _export(args) -> int:
     from ..nas.pipeline import run_export
 
+    from ..hub.push import push_request_from_args
+
+    push = push_request_from_args(args)
     run_export(args.supernet, args.arch, args.output_dir, args.overwrite_output_dir, args.search_space)
     print(f"standalone mixformer checkpoint saved to {args.output_dir}")
+    if push is not None:
+        arch = json.loads(Path(args.arch).read_text())
+        metrics = {f"supernet_{arch['score_name']}": arch["score"]} if "score_name" in arch and "score" in arch else {}
+        print(push.push(args.output_dir, results={"metrics": metrics}))
     return 0
 
 
@@ -99,4 +109,7 @@ def register(subparsers) -> None:
     e.add_argument("--output-dir", required=True)
     e.add_argument("--search-space", default=None)
     e.add_argument("--overwrite-output-dir", action="store_true")
+    from ..hub.push import add_push_arguments
+
+    add_push_arguments(e)
     e.set_defaults(func=_export)

@@ -75,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--no_spatial_shift", action="store_true")
     model.add_argument("--token_dropout", type=float, default=0.1)
     model.add_argument("--classifier_dropout", type=float, default=0.1)
+    from ..hub.push import add_push_arguments
+
+    add_push_arguments(parser)
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", required=True)
     train.add_argument("--num_train_epochs", type=float, default=20)
@@ -306,9 +309,6 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("train-video", help="train a fixation_vit video classifier (Trainer)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    from ..hub.push import add_push_arguments
-
-    add_push_arguments(parser)
     parser.add_argument("--ablation", action="store_true",
                         help="train every ablation variant and write ablation.md / ablation.json")
     parser.set_defaults(func=run)
