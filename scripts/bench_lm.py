@@ -404,7 +404,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--new_tokens", type=int, default=9)
+    p.add_argument("--new_tokens", type=int, default=33, help="decoding steps timed (median of the gaps); few steps make the median noisy")
     p.add_argument("--memory_budget_gib", type=float, default=12.0, help="CPU: address-space cap per measurement (0: none)")
     p.add_argument("--worker_timeout_s", type=float, default=1800)
     p.add_argument("--note", default="wikitext-base width (the paper's LM: 512 x 6 layers, 8 heads, FFN 2048)")
