@@ -473,3 +473,20 @@ __all__ = [
     "build_attention",
 ]
 
+
+def init_attention_weights(module: nn.Module, init) -> None:
+    """Initialise the attention-specific tensors of ``module`` (call from a model's ``_init_weights``).
+
+    ``init`` is ``transformers.initialization`` (passed in so this layer needs no Transformers import): its functions
+    skip tensors already loaded from a checkpoint. The LRPE's random parts are rebuilt from their seed, so a model
+    built on the meta device gets the same Householder vectors and permutations as one built eagerly.
+    """
+    if isinstance(module, RelativeSoftmaxAttention):
+        init.normal_(module.relative_key_table, std=module.head_dim**-0.5)
+    elif isinstance(module, LrpeEncoding):
+        if module.theta is not None:
+            init.copy_(module.theta, module.initial_theta())
+        if module.householder_v is not None:
+            init.copy_(module.householder_v, module.initial_householder())
+        if module.permutation is not None:
+            init.copy_(module.permutation, module.initial_permutation())

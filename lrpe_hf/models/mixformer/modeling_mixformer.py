@@ -32,7 +32,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.utils import can_return_tuple
 
-from ...layers.attention import LrpeEncoding, RelativeSoftmaxAttention, build_attention
+from ...layers.attention import build_attention, init_attention_weights
 from ...layers.elastic import DropPath, FeedForward, PatchEmbedding, sliced_layer_norm
 from ..modeling_common import AtomicSaveMixin
 from .configuration_mixformer import MixFormerConfig
@@ -357,15 +357,8 @@ class MixFormerPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
             init.trunc_normal_(module.position_embeddings, std=std)
             if module.cls_token is not None:
                 init.trunc_normal_(module.cls_token, std=std)
-        elif isinstance(module, RelativeSoftmaxAttention):
-            init.normal_(module.relative_key_table, std=module.head_dim**-0.5)
-        elif isinstance(module, LrpeEncoding):
-            if module.theta is not None:
-                init.copy_(module.theta, module.initial_theta())
-            if module.householder_v is not None:
-                init.copy_(module.householder_v, module.initial_householder())
-            if module.permutation is not None:
-                init.copy_(module.permutation, module.initial_permutation())
+        else:
+            init_attention_weights(module, init)
 
 
 class MixFormerModel(MixFormerPreTrainedModel):
