@@ -3,6 +3,7 @@
 
     python scripts/bench_video.py                                   # official width 512, depth 12, 8 heads
     python scripts/bench_video.py --hidden-size 256 --num-layers 4 --num-heads 4   # reduced, for small machines
+    python scripts/bench_video.py --macs-only --frames 8 32 --models fixation_vit fixation_vit_p16 timesformer
 
 Writes bench.json, bench.md and bench.png under --output-dir (default docs/results/video).
 """
@@ -12,7 +13,11 @@ import sys
 
 import torch
 
-from lrpe_hf.commands.bench_video import MODEL_NAMES, markdown_table, run_benchmark, write_results
+import json
+from pathlib import Path
+
+from lrpe_hf.commands.bench_video import (EXTRA_MODEL_NAMES, MODEL_NAMES, count_only, macs_markdown_table,
+                                          markdown_table, run_benchmark, write_results)
 
 
 def main(argv=None) -> int:
@@ -27,11 +32,23 @@ def main(argv=None) -> int:
     parser.add_argument("--train-repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
-    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES + EXTRA_MODEL_NAMES)
+    parser.add_argument("--macs-only", action="store_true",
+                        help="count parameters and MACs per clip only (no timing); writes macs.json and macs.md")
     parser.add_argument("--output-dir", default="docs/results/video")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.macs_only:
+        results = count_only(args.hidden_size, args.num_layers, args.num_heads, tuple(args.frames), args.image_size,
+                             tuple(args.models))
+        out = Path(args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "macs.json").write_text(json.dumps(results, indent=2))
+        (out / "macs.md").write_text(macs_markdown_table(results))
+        print(macs_markdown_table(results))
+        print(f"wrote {out}/macs.json, macs.md")
+        return 0
     results = run_benchmark(args.hidden_size, args.num_layers, args.num_heads, tuple(args.frames), args.image_size,
                             args.batch_size, args.repeats, 1, args.train_repeats, not args.no_memory,
                             tuple(args.models))

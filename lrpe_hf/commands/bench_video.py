@@ -20,12 +20,15 @@ import torch
 
 
 MODEL_NAMES = ("fixation_vit", "fixation_vit_softmax", "timesformer", "timesformer_joint")
+# Not in the default list: LVT with TimeSformer's tokenisation (16-pixel patches, stride 16, no padding: 14 x 14).
+EXTRA_MODEL_NAMES = ("fixation_vit_p16",)
 REFERENCE = "timesformer"
 
 
 def build_model(name: str, hidden_size: int, num_layers: int, num_heads: int, num_frames: int, image_size: int = 224,
                 num_labels: int = 174):
     """``fixation_vit`` (official LVT block), ``fixation_vit_softmax`` (same backbone, softmax attention),
+    ``fixation_vit_p16`` (official block on non-overlapping 16-pixel patches, TimeSformer's 196 tokens per frame),
     ``timesformer`` (Transformers' TimeSformer, divided space-time, its default) or ``timesformer_joint``
     (TimeSformer with joint space-time attention over all T * N tokens)."""
     from transformers import TimesformerConfig, TimesformerForVideoClassification
@@ -37,6 +40,7 @@ def build_model(name: str, hidden_size: int, num_layers: int, num_heads: int, nu
             hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
             intermediate_size=4 * hidden_size, num_frames=num_frames, image_size=image_size, num_labels=num_labels,
             attention_type="softmax" if name.endswith("softmax") else "linear",
+            **({"patch_stride": 16, "patch_padding": 0} if name.endswith("_p16") else {}),
         ))
     if name.startswith("timesformer"):
         return TimesformerForVideoClassification(TimesformerConfig(
@@ -45,7 +49,7 @@ def build_model(name: str, hidden_size: int, num_layers: int, num_heads: int, nu
             num_labels=num_labels,
             attention_type="joint_space_time" if name.endswith("joint") else "divided_space_time",
         ))
-    raise ValueError(f"unknown model {name!r}; choose from {MODEL_NAMES}")
+    raise ValueError(f"unknown model {name!r}; choose from {MODEL_NAMES + EXTRA_MODEL_NAMES}")
 
 
 def _step(model, pixel_values, labels, train: bool):
@@ -69,6 +73,42 @@ def count_macs(model, pixel_values) -> int:
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(pixel_values=pixel_values)
     return counter.get_total_flops() // 2
+
+
+def count_only(hidden_size=512, num_layers=12, num_heads=8, frames_list=(8, 16, 32), image_size=224,
+               model_names=MODEL_NAMES, progress=print) -> dict:
+    """Parameters and MACs per clip of each model, without timing: the compute side of the comparison, cheap
+    enough for the official width and depth on a small machine."""
+    rows = []
+    for frames in frames_list:
+        row = {"frames": frames}
+        for name in model_names:
+            torch.manual_seed(0)
+            model = build_model(name, hidden_size, num_layers, num_heads, frames, image_size)
+            row[name] = {"parameters": sum(p.numel() for p in model.parameters()),
+                         "macs_per_clip": count_macs(model, torch.randn(1, frames, 3, image_size, image_size))}
+            del model
+        ref = row[REFERENCE]["macs_per_clip"] if REFERENCE in row else None
+        if ref:
+            for name in model_names:
+                row[name][f"macs_vs_{REFERENCE}"] = row[name]["macs_per_clip"] / ref
+        progress(f"{frames} frames: " + ", ".join(f"{n} {row[n]['macs_per_clip'] / 1e9:.1f} GMACs" for n in model_names))
+        rows.append(row)
+    return {"setup": {"hidden_size": hidden_size, "num_layers": num_layers, "num_heads": num_heads,
+                      "image_size": image_size, "models": list(model_names), "reference": REFERENCE},
+            "rows": rows}
+
+
+def macs_markdown_table(results: dict) -> str:
+    ref = results["setup"]["reference"]
+    lines = [f"| frames | model | params | GMACs/clip | GMACs/frame | MACs vs {ref} |", "|---:|---|---:|---:|---:|---:|"]
+    for r in results["rows"]:
+        for name in results["setup"]["models"]:
+            m = r[name]
+            rel = m.get(f"macs_vs_{ref}")
+            lines.append(f"| {r['frames']} | {name} | {m['parameters'] / 1e6:.2f} M | {m['macs_per_clip'] / 1e9:.1f} | "
+                         f"{m['macs_per_clip'] / 1e9 / r['frames']:.2f} | {'-' if rel is None else f'x{rel:.2f}'} |")
+    return "\n".join(lines) + "\n"
 
 
 def _status_kib(field: str) -> int:
