@@ -25,6 +25,8 @@ def main():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--iterations", type=int, default=None, help="GA iterations (default: the space's preset)")
+    p.add_argument("--fitness", choices=["accuracy", "loss"], default="accuracy",
+                   help="super-network validation score the search optimises")
     p.add_argument("--reuse", action="store_true", help="reuse the super-network and search of --work-dir; only retrain")
     args = p.parse_args()
 
@@ -35,7 +37,7 @@ def main():
         args.output_dir, search_space=args.search_space, dataset=args.dataset, image_size=args.image_size,
         patch_size=args.patch_size, supernet_steps=args.supernet_steps, retrain_steps=args.retrain_steps,
         batch_size=args.batch_size, seeds=tuple(args.seeds), evolution=evolution, work_dir=args.work_dir,
-        reuse=args.reuse,
+        reuse=args.reuse, fitness=args.fitness,
     )
     print(open(os.path.join(args.output_dir, "bench_nas.md")).read())
     return report

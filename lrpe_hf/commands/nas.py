@@ -39,7 +39,7 @@ def _search(args) -> int:
     best, _ = run_search(
         args.supernet, args.output_dir, dataset=args.dataset, constraints=constraints, evolution=evolution,
         search_space=args.search_space, eval_batch_size=args.eval_batch_size, max_eval_batches=args.max_eval_batches,
-        seed=args.seed, overwrite_output_dir=args.overwrite_output_dir,
+        seed=args.seed, overwrite_output_dir=args.overwrite_output_dir, fitness=args.fitness,
     )
     print(f"best: {best['description']}  {best['score_name']}={best['score']:.4f}  params={best['params']:.0f}  "
           f"FLOPs={best['flops']:.4g}  -> {args.output_dir}/best.json")
@@ -97,6 +97,9 @@ def register(subparsers) -> None:
     for name, typ in (("population", int), ("parents", int), ("mutants", int), ("crossovers", int),
                       ("mutation-prob", float), ("iterations", int)):
         s.add_argument(f"--{name}", type=typ, default=None, help="default: the search space's preset")
+    s.add_argument("--fitness", choices=["accuracy", "loss"], default=None,
+                   help="validation score the search optimises: top-1 accuracy (image default) or cross-entropy "
+                        "loss (translation default; also orders image sub-networks whose accuracies tie)")
     s.add_argument("--eval-batch-size", type=int, default=100)
     s.add_argument("--max-eval-batches", type=int, default=None)
     s.add_argument("--seed", type=int, default=0)

@@ -6,7 +6,9 @@ Protocol (all in one process, same data, same schedule):
 2. the reference **all-softmax** model is the space's largest architecture with softmax in every layer; its
    analytic FLOPs are the budget. **All-linear** baselines have the same sizes with cosFormer (the paper's) and
    LRPE in every layer;
-3. evolutionary search under ``max_flops = budget`` with the super-network's validation accuracy as fitness;
+3. evolutionary search under ``max_flops = budget`` with the super-network's validation score as fitness
+   (``fitness="accuracy"``, the paper's, or ``"loss"``: cross-entropy, which keeps ordering sub-networks once top-1
+   on a small validation split saturates);
 4. the searched architecture and the baselines are **retrained from scratch** as standalone ``mixformer`` models
    with the same Trainer schedule and seeds, and scored on the held-out **test** split (the search only saw the
    validation split); throughput is measured side by side (images/s, batch ``throughput_batch``, forward only).
@@ -69,7 +71,8 @@ def _throughput(models: dict, image_size: int, batch: int = 64, rounds: int = 5,
 
 def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_size=32, patch_size=4,
                   supernet_steps=1500, supernet_lr=2e-3, retrain_steps=800, retrain_lr=1e-3, batch_size=64,
-                  seeds=(0,), evolution=None, work_dir="outputs/bench_nas", reuse: bool = False, log=print):
+                  seeds=(0,), evolution=None, work_dir="outputs/bench_nas", reuse: bool = False, fitness="accuracy",
+                  log=print):
     """Run the protocol of the module docstring; ``reuse=True`` takes the super-network and the search result
     already in ``work_dir`` (from an earlier run with the same settings) and only retrains and measures."""
     from .pipeline import SupernetCostModel, load_image_data, run_search, run_train_supernet
@@ -110,11 +113,15 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
         records = [json.loads(line) for line in (work / "search" / "evaluated.jsonl").read_text().splitlines()]
         if best["constraints"]["max_flops"] != budget:
             raise ValueError(f"the saved search used max_flops={best['constraints']['max_flops']}, not {budget}")
+        if best["score_name"] != f"super-network validation {fitness}":
+            raise ValueError(f"the saved search optimised {best['score_name']!r}, not the validation {fitness}")
         search_seconds = best.get("search_seconds")
     else:
-        log(f"[2/4] evolutionary search under max_flops = {budget:.4g} (the all-softmax reference)")
+        log(f"[2/4] evolutionary search under max_flops = {budget:.4g} (the all-softmax reference), fitness: "
+            f"validation {fitness}")
         best, result = run_search(work / "supernet", work / "search", dataset=dataset,
-                                  constraints=Constraints(max_flops=budget), evolution=evolution, overwrite_output_dir=True)
+                                  constraints=Constraints(max_flops=budget), evolution=evolution, overwrite_output_dir=True,
+                                  fitness=fitness)
         records = result.records
         search_seconds = time.time() - t1
         best["search_seconds"] = search_seconds
@@ -139,7 +146,7 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
             "description": arch.describe(),
             "params": cost.params(arch),
             "flops": cost.flops(arch),
-            "supernet_val_accuracy": evaluate_arch(supernet, arch, val_batches)["accuracy"],
+            **{f"supernet_val_{k}": v for k, v in evaluate_arch(supernet, arch, val_batches).items()},
             "test_accuracy": [],
         }
     log(f"[3/4] retraining {len(models)} models from scratch x {len(seeds)} seed(s), {retrain_steps} steps each")
@@ -175,7 +182,7 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
             "tokens": (image_size // patch_size) ** 2 + 1, "supernet_steps": supernet_steps, "retrain_steps": retrain_steps,
             "batch_size": batch_size, "seeds": list(seeds), "flops_budget": budget, "test_images": len(test),
             "supernet_seconds": supernet_seconds, "search_seconds": search_seconds,
-            "evolution": best["evolution"], "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "evolution": best["evolution"], "fitness": best["score_name"], "device": "cuda" if torch.cuda.is_available() else "cpu",
             "torch_threads": torch.get_num_threads(),
         },
         "models": rows,
@@ -184,8 +191,8 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
     (out / "bench_nas.json").write_text(json.dumps(report, indent=1))
     (out / "bench_nas.md").write_text(_markdown(report))
     _plot(report, records, out / "bench_nas.png")
-    front = pareto_front(records, True)
-    plot_pareto(records, front, out / "search_pareto.png", "super-network validation accuracy",
+    front = pareto_front(records, best["higher_is_better"])
+    plot_pareto(records, front, out / "search_pareto.png", best["score_name"],
                 best=best, limit=budget)
     return report
 
@@ -196,17 +203,19 @@ def _markdown(report) -> str:
         f"Search space `{st['search_space']}` on `{st['dataset']}` ({st['image_size']}x{st['image_size']}, patch "
         f"{st['patch_size']}: {st['tokens']} tokens); super-network {st['supernet_steps']} steps, every model retrained "
         f"from scratch for {st['retrain_steps']} steps (seeds {st['seeds']}); test accuracy on {st['test_images']} held-out "
-        f"images; FLOPs budget = the all-softmax model's {st['flops_budget'] / 1e6:.2f} MFLOPs; device {st['device']}.",
+        f"images; FLOPs budget = the all-softmax model's {st['flops_budget'] / 1e6:.2f} MFLOPs; search fitness: "
+        f"{st.get('fitness', 'super-network validation accuracy')}; device {st['device']}.",
         "",
-        "| model | architecture (attention/heads/FFN per layer) | params | MFLOPs | super-net val acc | test acc | images/s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| model | architecture (attention/heads/FFN per layer) | params | MFLOPs | super-net val acc | super-net val loss | test acc | images/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in report["models"].items():
         accs = ", ".join(f"{a * 100:.1f}" for a in r["test_accuracy"])
         mean = r["test_accuracy_mean"] * 100
         acc = f"{mean:.1f}" + (f" ({accs})" if len(r["test_accuracy"]) > 1 else "")
         lines.append(f"| {name} | `{r['description']}` | {r['params']:,} | {r['flops'] / 1e6:.3f} | "
-                     f"{r['supernet_val_accuracy'] * 100:.1f} | {acc} | {r['images_per_second']:.0f} |")
+                     f"{r['supernet_val_accuracy'] * 100:.1f} | {r.get('supernet_val_loss', float('nan')):.3f} | {acc} | "
+                     f"{r['images_per_second']:.0f} |")
     v = report["verdict"]
     lines += ["", "Verdict: " + "; ".join(f"{k} = {val}" for k, val in v.items())]
     return "\n".join(lines) + "\n"

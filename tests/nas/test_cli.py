@@ -32,6 +32,23 @@ def test_nas_cli_train_search_export(tmp_path, capsys):
     with torch.no_grad():
         torch.testing.assert_close(model(pixel_values=x).logits, sn(pixel_values=x).logits, atol=1e-6, rtol=0)
 
+    # Fitness = validation loss: minimised, and the score is the slice's loss on the validation batches.
+    loss_dir = tmp_path / "search-loss"
+    assert main(["nas", "search", "--supernet", str(sn_dir), "--output-dir", str(loss_dir), "--max-flops", "6e5",
+                 "--population", "6", "--parents", "2", "--mutants", "2", "--crossovers", "2", "--iterations", "2",
+                 "--max-eval-batches", "1", "--eval-batch-size", "50", "--fitness", "loss"]) == 0
+    best_loss = json.loads((loss_dir / "best.json").read_text())
+    assert best_loss["score_name"] == "super-network validation loss" and best_loss["higher_is_better"] is False
+    records = [json.loads(line) for line in (loss_dir / "evaluated.jsonl").read_text().splitlines()]
+    assert best_loss["score"] == min(r["score"] for r in records if r["iteration"] == 1 or r["gene"] == best_loss["gene"])
+    from lrpe_hf.nas.pipeline import load_image_data
+    from lrpe_hf.nas.supernet import evaluate_arch
+    from lrpe_hf.nas.train import image_collate, validation_batches
+
+    _, val, _ = load_image_data("digits", 8, 0)
+    expected = evaluate_arch(sn, load_arch(loss_dir / "best.json", sn.space), validation_batches(val, 50, image_collate, 1))
+    assert best_loss["score"] == pytest.approx(expected["loss"], rel=1e-5)
+
     # Bad input: clear errors, exit status 1, nothing overwritten.
     capsys.readouterr()
     assert main(["nas", "search", "--supernet", str(sn_dir), "--output-dir", str(tmp_path / "s2"), "--max-params", "10"]) == 1
@@ -49,7 +66,7 @@ def test_nas_cli_train_search_export(tmp_path, capsys):
     assert "embed_dim=40 is outside" in capsys.readouterr().err
 
 
-def test_nas_cli_translation_end_to_end(tmp_path):
+def test_nas_cli_translation_end_to_end(tmp_path, capsys):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from lrpe_hf.nas.translation import bleu_of, load_parallel_splits, write_toy_corpus
@@ -64,6 +81,11 @@ def test_nas_cli_translation_end_to_end(tmp_path):
                  "--max-flops", "4e6"]) == 0
     best = json.loads((search_dir / "best.json").read_text())
     assert best["higher_is_better"] is False and best["score_name"] == "super-network validation loss"
+    capsys.readouterr()
+    assert main(["nas", "search", "--supernet", str(sn_dir), "--dataset", str(corpus), "--output-dir",
+                 str(tmp_path / "s-acc"), "--fitness", "accuracy"]) == 1
+    assert "accuracy is defined for image classification only" in capsys.readouterr().err
+    assert not (tmp_path / "s-acc").exists()
     assert main(["nas", "export", "--supernet", str(sn_dir), "--arch", str(search_dir / "best.json"),
                  "--output-dir", str(model_dir)]) == 0
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
