@@ -6,19 +6,28 @@ Measures, side by side on the same machine and threads:
     (batch 1);
   * generation: per-token latency of cached greedy decoding (``generate``) after contexts of 256, 4k, 16k tokens.
 
-Every measurement runs in a fresh subprocess (``--_worker``), so memory figures do not mix and an out-of-memory
-failure is a recorded outcome ("OOM"), never a crash of the benchmark.
+Every measurement runs in a subprocess (``--_worker``), so an out-of-memory failure is a recorded outcome ("OOM"),
+never a crash of the benchmark.
 
-Memory. On CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation before the step. On CPU: the growth of the
-worker's resident set during the step, i.e. peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``, a high-water mark) minus
-the RSS just before the step (``/proc/self/statm``); the worker first runs a short warm-up far smaller than the
-measured step, so the high-water mark is the measured step's own. It includes allocator caching and fragmentation,
-as a real training job would. To stand in for a device-memory limit and to protect the shared machine, each CPU
+Throughput (the issue's "measured in the same process"). One worker per sequence length holds both models and
+times them side by side: after a 128-token warm-up and one full-size step each, ``--repeats`` rounds of one step per
+model, alternating which model goes first; the speed-up is the ratio of the two medians. Wall-clock seconds
+(``perf_counter``) and the process's CPU seconds (``process_time``, all threads) are both written; the CPU figure
+is less disturbed by other processes on a shared machine.
+
+Memory. Each model alone in a fresh process, so the high-water marks do not mix. On CUDA:
+``torch.cuda.max_memory_allocated`` minus the allocation before the step. On CPU: the growth of the worker's
+resident set during its first full-size step, i.e. peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``, a high-water
+mark) minus the RSS just before it (``/proc/self/statm``); a short warm-up far smaller than the measured step comes
+first, so the high-water mark is the measured step's own. It includes allocator caching and fragmentation, as a real
+training job would. That first step's time is kept as ``first_step_*``: on CPU it also pays the first-touch page
+faults of every new large buffer (kernel time, counted in CPU seconds), a one-off cost of a training job, which is
+why throughput is taken after it. To stand in for a device-memory limit and to protect the shared machine, each CPU
 worker's address space is capped at ``--memory_budget_gib`` above its size before the step (``RLIMIT_AS``); an
 allocation beyond it fails with torch's "can't allocate memory" error and is recorded as "OOM".
 
-Timing. Wall-clock seconds (``perf_counter``) and the process's CPU seconds (``process_time``, all threads): the CPU
-figure is less disturbed by other processes on a shared machine; both are written.
+Generation. All contexts of one model in one process, each visited ``--gen_rounds`` times in alternating order;
+the per-token latency is the median gap between consecutive decoding steps (prefill excluded).
 
     python scripts/bench_lm.py                      # wikitext-base width (512 x 6 layers, 8 heads), CPU
     python scripts/bench_lm.py --quick              # tiny sizes, a smoke test of the whole pipeline
@@ -32,6 +41,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -109,7 +119,16 @@ def _train_step(model, ids) -> None:
     model.zero_grad(set_to_none=True)
 
 
+def _timed_step(model, ids, device) -> tuple[float, float]:
+    _sync(device)
+    w, c = time.perf_counter(), time.process_time()
+    _train_step(model, ids)
+    _sync(device)
+    return time.perf_counter() - w, time.process_time() - c
+
+
 def worker_train(args) -> dict:
+    """Memory of one model: peak growth during its first step at the measured size, alone in a fresh process."""
     import torch
 
     model = _build(args.model, args)
@@ -117,35 +136,85 @@ def worker_train(args) -> dict:
     warm = torch.randint(0, args.vocab_size, (1, min(128, args.seq_len)), device=args.device)
     _train_step(model, warm)  # kernels, allocator and thread pools warmed far below the measured size
     ids = torch.randint(0, args.vocab_size, (1, args.seq_len), device=args.device)
-    repeats = args.repeats if args.seq_len <= 2048 else 1
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
         base = _rss_bytes()
         _cap_address_space(args)
-    walls, cpus = [], []
-    for _ in range(repeats):
-        _sync(args.device)
-        w, c = time.perf_counter(), time.process_time()
-        _train_step(model, ids)
-        _sync(args.device)
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
+    first_wall, first_cpu = _timed_step(model, ids, args.device)
     peak = (torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else _peak_rss_bytes()) - base
-    wall, cpu = sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
     return {
         "status": "ok",
-        "seconds": wall,
-        "cpu_seconds": cpu,
-        "tokens_per_s": args.seq_len / wall,
-        "tokens_per_cpu_s": args.seq_len / cpu,
+        "first_step_seconds": first_wall,
+        "first_step_cpu_seconds": first_cpu,
+        "first_step_tokens_per_cpu_s": args.seq_len / first_cpu,
         "peak_memory_mib": peak / 2**20,
-        "repeats": repeats,
     }
 
 
+def worker_train_pair(args) -> dict:
+    """Throughput of both models in this one process: after a full-size step each (first-touch page faults and
+    allocator growth are paid there), ``--repeats`` rounds of one step per model, alternating which goes first, so
+    drifts of a shared machine hit both alike. The ratio is taken between medians of the same rounds."""
+    import torch
+
+    names = ("lrpe", "llama")
+    models = {}
+    for name in names:
+        models[name] = _build(name, args)
+        models[name].train()
+    warm = torch.randint(0, args.vocab_size, (1, min(128, args.seq_len)), device=args.device)
+    ids = torch.randint(0, args.vocab_size, (1, args.seq_len), device=args.device)
+    for m in models.values():
+        _train_step(m, warm)
+    if args.device == "cpu":
+        _cap_address_space(args)
+    failed = {}
+
+    def step(name):
+        try:
+            return _timed_step(models[name], ids, args.device)
+        except Exception as err:  # noqa: BLE001 (an OOM of one model is a result; the other goes on)
+            failed[name] = {"status": "OOM" if _is_oom(err) else "error", "error": f"{type(err).__name__}: {str(err)[:300]}"}
+            models[name].zero_grad(set_to_none=True)
+            return None
+
+    for name in names:
+        step(name)  # steady-state warm-up at the measured size
+    walls = {n: [] for n in names}
+    cpus = {n: [] for n in names}
+    for r in range(args.repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            if name in failed:
+                continue
+            t = step(name)
+            if t is not None:
+                walls[name].append(t[0])
+                cpus[name].append(t[1])
+    out = {}
+    for name in names:
+        if name in failed:
+            out[name] = failed[name]
+            continue
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        out[name] = {
+            "status": "ok",
+            "seconds": wall,
+            "cpu_seconds": cpu,
+            "tokens_per_s": args.seq_len / wall,
+            "tokens_per_cpu_s": args.seq_len / cpu,
+            "repeats": args.repeats,
+            "all_cpu_seconds": cpus[name],
+            "all_seconds": walls[name],
+        }
+    return {"status": "ok", "per_model": out}
+
+
 def worker_generate(args) -> dict:
+    """Per-token decoding latency at every context of ``--contexts``, all in this one process: the contexts are
+    visited ``--gen_rounds`` times, alternating their order, so drifts of the machine hit every context alike and
+    the ratio between contexts is not a ratio between two processes."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -161,35 +230,57 @@ def worker_generate(args) -> dict:
 
     model = _build(args.model, args)
     model.eval()
+    contexts = list(args.contexts)
+    gaps = {n: [] for n in contexts}
+    cpu_gaps = {n: [] for n in contexts}
+    prefill = {n: [] for n in contexts}
+    failed = {}
     with torch.no_grad():
         warm = torch.randint(0, args.vocab_size, (1, 16), device=args.device)
         model.generate(warm, attention_mask=torch.ones_like(warm), max_new_tokens=3, do_sample=False, pad_token_id=0)
-        ids = torch.randint(0, args.vocab_size, (1, args.seq_len), device=args.device)
         if args.device == "cpu":
             _cap_address_space(args)
-        stamps = Stamps()
-        n = args.new_tokens
-        start = time.perf_counter()
-        model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=n,
-            min_new_tokens=n,
-            do_sample=False,
-            pad_token_id=0,
-            stopping_criteria=StoppingCriteriaList([stamps]),
-        )
-    steps = [b - a for a, b in zip(stamps.times, stamps.times[1:])]
-    steps_sorted = sorted(steps)
-    cpu_steps = sorted(b - a for a, b in zip(stamps.cpu_times, stamps.cpu_times[1:]))
-    return {
-        "status": "ok",
-        "per_token_cpu_ms_median": 1000 * cpu_steps[len(cpu_steps) // 2],
-        "per_token_ms_median": 1000 * steps_sorted[len(steps) // 2],
-        "per_token_ms_mean": 1000 * sum(steps) / len(steps),
-        "prefill_and_first_token_s": stamps.times[0] - start,
-        "decode_steps_timed": len(steps),
-    }
+        for r in range(args.gen_rounds):
+            for n_ctx in contexts if r % 2 == 0 else contexts[::-1]:
+                if n_ctx in failed:
+                    continue
+                ids = torch.randint(0, args.vocab_size, (1, n_ctx), device=args.device)
+                stamps = Stamps()
+                start = time.perf_counter()
+                try:
+                    model.generate(
+                        ids,
+                        attention_mask=torch.ones_like(ids),
+                        max_new_tokens=args.new_tokens,
+                        min_new_tokens=args.new_tokens,
+                        do_sample=False,
+                        pad_token_id=0,
+                        stopping_criteria=StoppingCriteriaList([stamps]),
+                    )
+                except Exception as err:  # noqa: BLE001 (an OOM at one context is a result)
+                    failed[n_ctx] = {"status": "OOM" if _is_oom(err) else "error",
+                                     "error": f"{type(err).__name__}: {str(err)[:300]}"}
+                    continue
+                gaps[n_ctx] += [b - a for a, b in zip(stamps.times, stamps.times[1:])]
+                cpu_gaps[n_ctx] += [b - a for a, b in zip(stamps.cpu_times, stamps.cpu_times[1:])]
+                prefill[n_ctx].append(stamps.times[0] - start)
+                del ids
+    per_context = {}
+    for n_ctx in contexts:
+        if n_ctx in failed:
+            per_context[str(n_ctx)] = failed[n_ctx]
+            continue
+        steps = gaps[n_ctx]
+        per_context[str(n_ctx)] = {
+            "status": "ok",
+            "per_token_cpu_ms_median": 1000 * statistics.median(cpu_gaps[n_ctx]),
+            "per_token_ms_median": 1000 * statistics.median(steps),
+            "per_token_ms_mean": 1000 * sum(steps) / len(steps),
+            "prefill_and_first_token_s": statistics.median(prefill[n_ctx]),
+            "decode_steps_timed": len(steps),
+            "rounds": args.gen_rounds,
+        }
+    return {"status": "ok", "per_context": per_context}
 
 
 def worker_main(args) -> None:
@@ -197,7 +288,8 @@ def worker_main(args) -> None:
 
     torch.set_num_threads(args.threads)
     try:
-        result = worker_train(args) if args.mode == "train" else worker_generate(args)
+        workers = {"train": worker_train, "train_pair": worker_train_pair, "generate": worker_generate}
+        result = workers[args.mode](args)
     except Exception as err:  # noqa: BLE001 (an OOM is a result; anything else is reported as an error)
         result = {"status": "OOM" if _is_oom(err) else "error", "error": f"{type(err).__name__}: {str(err)[:300]}"}
     print("RESULT " + json.dumps(result), flush=True)
@@ -207,12 +299,15 @@ def worker_main(args) -> None:
 
 
 def run_worker(args, model: str, mode: str, seq_len: int) -> dict:
-    cmd = [sys.executable, __file__, "--_worker", "--model", model, "--mode", mode, "--seq_len", str(seq_len)]
+    cmd = [sys.executable, __file__, "--_worker", "--model", model, "--mode", mode]
+    if seq_len is not None:
+        cmd += ["--seq_len", str(seq_len)]
     for name in (
         "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions", "preset",
-        "device", "threads", "repeats", "new_tokens", "memory_budget_gib",
+        "device", "threads", "repeats", "new_tokens", "memory_budget_gib", "gen_rounds",
     ):
         cmd += [f"--{name}", str(getattr(args, name))]
+    cmd += ["--contexts", *map(str, args.contexts)]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.worker_timeout_s)
@@ -343,8 +438,9 @@ def driver_main(args) -> None:
 
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [("train", m, n) for n in args.seq_lens for m in ("lrpe", "llama")]
-    jobs += [("generate", m, n) for n in args.contexts for m in ("lrpe", "llama")]
+    jobs = [("train", m, n) for n in args.seq_lens for m in ("lrpe", "llama", "pair")]
+    if args.contexts:
+        jobs += [("generate", m, None) for m in ("lrpe", "llama")]  # all contexts of a model in one process
     results = {
         "model": {
             "hidden_size": args.hidden_size, "num_layers": args.num_layers, "num_heads": args.num_heads,
@@ -358,11 +454,15 @@ def driver_main(args) -> None:
             "memory_budget_gib": args.memory_budget_gib if args.device == "cpu" else None,
         },
         "method": {
-            "train": "batch 1, one forward with labels (causal-LM loss) + backward; median of "
-                     f"{args.repeats} steps up to 2k tokens, 1 step above; fresh process per point after a 128-token warm-up",
-            "memory": "CUDA: max_memory_allocated delta. CPU: peak RSS (ru_maxrss) minus RSS before the step",
+            "train": "batch 1, one forward with labels (causal-LM loss) + backward. Throughput: both models in one "
+                     "process, a 128-token and a full-size warm-up step each, then the median of "
+                     f"{args.repeats} rounds of one step per model (alternating which goes first)",
+            "memory": "each model alone in a fresh process: CUDA max_memory_allocated delta; CPU peak RSS (ru_maxrss) "
+                      "minus RSS before its first full-size step (that step's time is first_step_*: on CPU it also pays "
+                      "first-touch page faults)",
             "generate": f"greedy generate with the model's cache, {args.new_tokens} new tokens; per-token latency is the "
-                        "median gap between consecutive decoding steps (prefill excluded)",
+                        "median gap between consecutive decoding steps (prefill excluded); all contexts of a model in "
+                        f"one process, visited {args.gen_rounds} times in alternating order",
         },
         "seq_lens": args.seq_lens,
         "contexts": args.contexts,
@@ -374,11 +474,30 @@ def driver_main(args) -> None:
 
     results["environment"].update(torch=torch.__version__, transformers=transformers.__version__)
     started = time.time()
+    memory = {}
     for mode, model, n in tqdm(jobs, desc="bench_lm"):
-        r = run_worker(args, model, mode, n)
-        r.update(model=model, **({"seq_len": n} if mode == "train" else {"context": n}))
-        results[mode].append(r)
-        tqdm.write(f"{mode:8s} {model:5s} {_fmt_len(n):>4s}: {json.dumps(r)}")
+        if mode == "train" and model != "pair":  # memory: each model alone in a fresh process
+            memory[model, n] = run_worker(args, model, "train", n)
+            continue
+        r = run_worker(args, model, "train_pair" if mode == "train" else mode, n)
+        if mode == "train":
+            rows = []
+            for m in ("lrpe", "llama"):
+                mem = memory.pop((m, n))
+                timing = r["per_model"][m] if r["status"] == "ok" else r
+                row = {**mem, **timing, "model": m, "seq_len": n}
+                if mem["status"] != "ok" or timing["status"] != "ok":
+                    bad = mem if mem["status"] != "ok" else timing
+                    row.update(status=bad["status"], error=bad.get("error"))
+                rows.append(row)
+        elif r["status"] != "ok":  # the whole worker failed: every context gets its status
+            rows = [dict(r, model=model, context=c) for c in args.contexts]
+        else:
+            rows = [dict(r["per_context"][str(c)], model=model, context=c) for c in args.contexts]
+        results[mode].extend(rows)
+        for row in rows:
+            size = row.get("seq_len", row.get("context"))
+            tqdm.write(f"{mode:8s} {row['model']:5s} {_fmt_len(size):>4s}: {json.dumps(row)}")
         results["summary"] = summarize(results)
         results["environment"]["loadavg_end"] = os.getloadavg()
         results["environment"]["total_seconds"] = time.time() - started
@@ -405,6 +524,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--new_tokens", type=int, default=33, help="decoding steps timed (median of the gaps); few steps make the median noisy")
+    p.add_argument("--gen_rounds", type=int, default=2, help="visits of every context in the generation worker")
     p.add_argument("--memory_budget_gib", type=float, default=12.0, help="CPU: address-space cap per measurement (0: none)")
     p.add_argument("--worker_timeout_s", type=float, default=1800)
     p.add_argument("--note", default="wikitext-base width (the paper's LM: 512 x 6 layers, 8 heads, FFN 2048)")
