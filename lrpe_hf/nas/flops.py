@@ -7,8 +7,8 @@ softmax, feature maps, position encodings, Householder reflections) is not count
 at its full ``n x m`` score matrix even when causal (what SDPA computes).
 
 Linear attention follows the algorithm ``lrpe_hf.ops.linear_attention`` runs: bidirectional
-``q (k^T v)`` (``O(n d_k d_v)``) or, when causal, the chunked form (chunk 64: intra-chunk products + one state per
-chunk). cosFormer's features have ``2 d_h`` channels and its values an extra column of ones (the denominator);
+``q (k^T v)`` (``O(n d_k d_v)``) or, when causal, the chunked form (chunk 64: intra-chunk products, one state per
+chunk, and the blockwise triangular product that sums the states of earlier chunks). cosFormer's features have ``2 d_h`` channels and its values an extra column of ones (the denominator);
 LRPE's width is ``lrpe_output_dim``.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from ..ops import lrpe_output_dim
+from ..ops.linear_attention import _SCAN_BLOCK
 
 
 def _linear_attention_flops(n: int, m: int, dk: int, dv: int, causal: bool, chunk: int = 64) -> int:
@@ -27,7 +28,10 @@ def _linear_attention_flops(n: int, m: int, dk: int, dv: int, causal: bool, chun
     intra = nc * (2 * c * c * dk + 2 * c * c * dv)
     contrib = nc * 2 * c * dk * dv
     inter = nc * 2 * c * dk * dv
-    return intra + contrib + inter
+    # State entering each chunk: a strictly lower-triangular product within blocks of _SCAN_BLOCK chunks.
+    block = min(_SCAN_BLOCK, nc)
+    scan = 0 if nc == 1 else math.ceil(nc / block) * 2 * block * block * dk * dv
+    return intra + contrib + inter + scan
 
 
 def attention_core_flops(attention_type: str, n: int, m: int, num_heads: int, head_dim: int, config, causal: bool) -> int:
