@@ -321,6 +321,17 @@ def run_worker(args, model: str, mode: str, seq_len: int) -> dict:
     return {"status": "error", "error": f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}"}
 
 
+def merge_train_row(memory: dict, pair: dict, model: str, seq_len: int) -> dict:
+    """One training row: the model's memory worker result joined with its timing from the paired worker. The row
+    is "ok" only when both are; otherwise it carries the first failure's status and error."""
+    timing = pair["per_model"][model] if pair["status"] == "ok" else pair
+    row = {**memory, **timing, "model": model, "seq_len": seq_len}
+    if memory["status"] != "ok" or timing["status"] != "ok":
+        bad = memory if memory["status"] != "ok" else timing
+        row.update(status=bad["status"], error=bad.get("error"))
+    return row
+
+
 def _fmt_len(n: int) -> str:
     return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
 
@@ -481,15 +492,7 @@ def driver_main(args) -> None:
             continue
         r = run_worker(args, model, "train_pair" if mode == "train" else mode, n)
         if mode == "train":
-            rows = []
-            for m in ("lrpe", "llama"):
-                mem = memory.pop((m, n))
-                timing = r["per_model"][m] if r["status"] == "ok" else r
-                row = {**mem, **timing, "model": m, "seq_len": n}
-                if mem["status"] != "ok" or timing["status"] != "ok":
-                    bad = mem if mem["status"] != "ok" else timing
-                    row.update(status=bad["status"], error=bad.get("error"))
-                rows.append(row)
+            rows = [merge_train_row(memory.pop((m, n)), r, m, n) for m in ("lrpe", "llama")]
         elif r["status"] != "ok":  # the whole worker failed: every context gets its status
             rows = [dict(r, model=model, context=c) for c in args.contexts]
         else:

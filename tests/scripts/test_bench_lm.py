@@ -50,6 +50,24 @@ def test_summary_targets_and_oom(bench):
     assert not bench._is_oom(ValueError("shape mismatch"))
 
 
+def test_train_rows_join_memory_and_paired_timing(bench):
+    mem_ok = {"status": "ok", "peak_memory_mib": 10.0, "first_step_cpu_seconds": 2.0}
+    pair = {"status": "ok", "per_model": {
+        "lrpe": {"status": "ok", "cpu_seconds": 1.0, "tokens_per_cpu_s": 8.0},
+        "llama": {"status": "OOM", "error": "RuntimeError: can't allocate memory"},
+    }}
+    row = bench.merge_train_row(mem_ok, pair, "lrpe", 8)
+    assert row["status"] == "ok" and row["peak_memory_mib"] == 10.0 and row["tokens_per_cpu_s"] == 8.0
+    assert row["model"] == "lrpe" and row["seq_len"] == 8
+    oom = bench.merge_train_row(mem_ok, pair, "llama", 8)
+    assert oom["status"] == "OOM" and "allocate" in oom["error"]
+    # A memory worker that ran out of memory marks the row even if the paired timing went through.
+    assert bench.merge_train_row({"status": "OOM", "error": "x"}, pair, "lrpe", 8)["status"] == "OOM"
+    # A paired worker that failed as a whole gives its status to both rows.
+    failed = {"status": "timeout", "error": "no result"}
+    assert bench.merge_train_row(mem_ok, failed, "lrpe", 8)["status"] == "timeout"
+
+
 def test_targets_not_judged_without_their_lengths(bench):
     results = {"seq_lens": [64], "contexts": [32], "train": [_train("lrpe", 64, 1.0), _train("llama", 64, 2.0)], "generate": []}
     assert bench.summarize(results)["targets"] == {}
