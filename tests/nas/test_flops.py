@@ -39,3 +39,30 @@ def test_seq2seq_flops_match_torch_flop_counter():
     model = AutoModelForSeq2SeqLM.from_config(cfg).eval()
     ids = torch.randint(2, 50, (1, 30))
     assert model_flops(cfg, 30, 30) == _counted(model, input_ids=ids, decoder_input_ids=ids, use_cache=False)
+
+
+def test_same_budget_baselines_are_the_costliest_uniform_models_that_fit():
+    import itertools
+
+    from lrpe_hf.nas.benchmark import largest_uniform_within
+    from lrpe_hf.nas.search_space import get_search_space
+    from lrpe_hf.nas.supernet import arch_to_config
+
+    space = get_search_space("small")
+    kwargs = dict(image_size=16, patch_size=4, num_labels=10)
+    budget = model_flops(arch_to_config(space.largest_arch("softmax"), space, **kwargs))
+    enc = space.encoder
+    for kind in ("cosformer", "lrpe", "softmax"):
+        chosen = largest_uniform_within(space, kind, budget, kwargs)
+        chosen_flops = model_flops(arch_to_config(chosen, space, **kwargs))
+        assert chosen_flops <= budget and set(chosen.encoder.attention_types) == {kind}
+        others = [model_flops(arch_to_config(space.uniform_arch(d, n, f, h, kind), space, **kwargs))
+                  for d, n, f, h in itertools.product(space.embed_dims, enc.depths, enc.ffn_dims, enc.num_heads)]
+        assert chosen_flops == max(f for f in others if f <= budget)
+    # softmax's own largest model is the budget; cosFormer at softmax's sizes would exceed it (2 d_h features)
+    assert model_flops(arch_to_config(largest_uniform_within(space, "softmax", budget, kwargs), space, **kwargs)) == budget
+    big = space.largest_arch("softmax")
+    same_sizes = space.uniform_arch(big.embed_dim, big.encoder.depth, big.encoder.ffn_dims[0], big.encoder.num_heads[0], "cosformer")
+    assert model_flops(arch_to_config(same_sizes, space, **kwargs)) > budget
+    with pytest.raises(ValueError, match="fits the FLOPs budget"):
+        largest_uniform_within(space, "cosformer", 1000, kwargs)
