@@ -191,28 +191,9 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ref, got))
 
 
-def test_lora(tmp_path):
-    peft = pytest.importorskip("peft")
-    torch.manual_seed(0)
-    model = AutoModelForImageClassification.from_config(tiny())
-    lora = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=["q_proj", "k_proj", "v_proj"],
-                                                      modules_to_save=["classifier"]))
-    assert all("lora_" in n or "classifier" in n for n, p in lora.named_parameters() if p.requires_grad)
-    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
-    opt = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(4):
-        opt.zero_grad()
-        loss = lora(pixel_values=x, labels=y).loss
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
-    out = lora.eval()(pixel_values=x).logits
-    lora.save_pretrained(tmp_path)
-    torch.manual_seed(0)
-    reloaded = peft.PeftModel.from_pretrained(AutoModelForImageClassification.from_config(tiny()), tmp_path)
-    assert torch.allclose(reloaded.eval()(pixel_values=x).logits, out, atol=1e-6)
+def test_lora(tmp_path, lora_train_save_reload):
+    lora, x, out = lora_train_save_reload(lambda: AutoModelForImageClassification.from_config(tiny()),
+                                          ["q_proj", "k_proj", "v_proj"], 10, tmp_path)
     assert torch.allclose(lora.merge_and_unload().eval()(pixel_values=x).logits, out, atol=1e-5)
 
 

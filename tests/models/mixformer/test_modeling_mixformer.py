@@ -172,30 +172,9 @@ def test_trainer_lowers_image_loss(tmp_path):
     assert after < 0.7 * before, (before, after)
 
 
-def test_lora_on_image_classifier(tmp_path):
-    peft = pytest.importorskip("peft")
-    torch.manual_seed(0)
-    model = AutoModelForImageClassification.from_config(image_config())
-    lora = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
-                                                      modules_to_save=["classifier"]))
-    trainable = {n for n, p in lora.named_parameters() if p.requires_grad}
-    assert trainable and all("lora_" in n or "classifier" in n for n in trainable)
-    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 5, (8,))
-    opt = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(4):
-        opt.zero_grad()
-        loss = lora(pixel_values=x, labels=y).loss
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
-    lora.eval()
-    out = lora(pixel_values=x).logits
-    lora.save_pretrained(tmp_path)
-    torch.manual_seed(0)  # the same base weights again
-    reloaded = peft.PeftModel.from_pretrained(AutoModelForImageClassification.from_config(image_config()), tmp_path)
-    assert torch.allclose(reloaded.eval()(pixel_values=x).logits, out, atol=1e-6)
+def test_lora_on_image_classifier(tmp_path, lora_train_save_reload):
+    lora, x, out = lora_train_save_reload(lambda: AutoModelForImageClassification.from_config(image_config()),
+                                          ["q_proj", "v_proj"], 5, tmp_path)
     merged = lora.merge_and_unload().eval()
     assert torch.allclose(merged(pixel_values=x).logits, out, atol=1e-5)
 
