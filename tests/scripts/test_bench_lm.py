@@ -1,6 +1,5 @@
-"""bench_lm.py: the summary judges the issue's targets from raw points; an OOM is a result; a tiny run end to end."""
+"""bench_lm.py (lrpe_hf.benchmarks.lm): the summary judges the issue's targets from raw points; an OOM is a result; a tiny run end to end."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,10 +13,9 @@ SCRIPT = REPO / "scripts" / "bench_lm.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_lm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from lrpe_hf.benchmarks import lm
+
+    return lm
 
 
 def _train(model, n, tps, status="ok"):

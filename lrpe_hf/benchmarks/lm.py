@@ -1,0 +1,557 @@
+"""LrpeForCausalLM vs LlamaForCausalLM (SDPA attention) of identical width, depth and vocabulary.
+
+Measures, side by side on the same machine and threads:
+  * training: forward + backward (causal-LM loss) tokens/s and peak memory at sequence lengths 512, 2k, 8k, 16k
+    (batch 1);
+  * generation: per-token latency of cached greedy decoding (``generate``) after contexts of 256, 4k, 16k tokens.
+
+Every measurement runs in a subprocess (``--_worker``), so an out-of-memory failure is a recorded outcome ("OOM"),
+never a crash of the benchmark.
+
+Throughput ("measured in the same process"). One worker per sequence length holds both models and
+times them side by side: after a 128-token warm-up and one full-size step each, ``--repeats`` rounds of one step per
+model, alternating which model goes first; the speed-up is the ratio of the two medians. Wall-clock seconds
+(``perf_counter``) and the process's CPU seconds (``process_time``, all threads) are both written; the CPU figure
+is less disturbed by other processes on a shared machine.
+
+Memory. Each model alone in a fresh process, so the high-water marks do not mix. On CUDA:
+``torch.cuda.max_memory_allocated`` minus the allocation before the step. On CPU: the growth of the worker's
+resident set during its first full-size step, i.e. peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``, a high-water
+mark) minus the RSS just before it (``/proc/self/statm``); a short warm-up far smaller than the measured step comes
+first, so the high-water mark is the measured step's own. It includes allocator caching and fragmentation, as a real
+training job would. That first step's time is kept as ``first_step_*``: on CPU it also pays the first-touch page
+faults of every new large buffer (kernel time, counted in CPU seconds), a one-off cost of a training job, which is
+why throughput is taken after it. To stand in for a device-memory limit and to protect the shared machine, each CPU
+worker's address space is capped at ``--memory_budget_gib`` above its size before the step (``RLIMIT_AS``); an
+allocation beyond it fails with torch's "can't allocate memory" error and is recorded as "OOM".
+
+Generation. All contexts of one model in one process, each visited ``--gen_rounds`` times in alternating order;
+the per-token latency is the median gap between consecutive decoding steps (prefill excluded).
+
+    python scripts/bench_lm.py                      # wikitext-base width (512 x 6 layers, 8 heads), CPU
+    python scripts/bench_lm.py --quick              # tiny sizes, a smoke test of the whole pipeline
+Writes docs/results/lm/bench_lm.json and bench_lm.png (or --output_dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds lrpe_hf (checkout or site-packages)
+OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc", "memoryerror")
+
+
+# ------------------------------------------------------------------------------------------------ worker side
+
+
+def _build(model_name: str, args):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    import lrpe_hf
+    from lrpe_hf import LrpeConfig
+
+    torch.manual_seed(0)
+    common = dict(
+        vocab_size=args.vocab_size,
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_layers,
+        num_attention_heads=args.num_heads,
+        intermediate_size=args.intermediate_size,
+        max_position_embeddings=args.max_positions,
+    )
+    if model_name == "lrpe":
+        # The paper's LM preset at this width; sinusoidal APE needs no table, so max_positions only bounds inputs.
+        config = LrpeConfig.from_preset(args.preset, size="wikitext-base", hidden_dropout_prob=0.0, **common)
+    elif model_name == "llama":
+        config = LlamaConfig(num_key_value_heads=args.num_heads, hidden_act="silu", attn_implementation="sdpa", **common)
+    else:
+        raise ValueError(f"unknown model {model_name!r}")
+    del lrpe_hf
+    model = AutoModelForCausalLM.from_config(config).to(args.device)
+    return model
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _vm_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, MemoryError) or any(m in str(err).lower() for m in OOM_MARKERS)
+
+
+def _cap_address_space(args) -> None:
+    if args.device == "cpu" and args.memory_budget_gib > 0:
+        limit = _vm_bytes() + int(args.memory_budget_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _train_step(model, ids) -> None:
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    model.zero_grad(set_to_none=True)
+
+
+def _timed_step(model, ids, device) -> tuple[float, float]:
+    _sync(device)
+    w, c = time.perf_counter(), time.process_time()
+    _train_step(model, ids)
+    _sync(device)
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def worker_train(args) -> dict:
+    """Memory of one model: peak growth during its first step at the measured size, alone in a fresh process."""
+    import torch
+
+    model = _build(args.model, args)
+    model.train()
+    warm = torch.randint(0, args.vocab_size, (1, min(128, args.seq_len)), device=args.device)
+    _train_step(model, warm)  # kernels, allocator and thread pools warmed far below the measured size
+    ids = torch.randint(0, args.vocab_size, (1, args.seq_len), device=args.device)
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_bytes()
+        _cap_address_space(args)
+    first_wall, first_cpu = _timed_step(model, ids, args.device)
+    peak = (torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else _peak_rss_bytes()) - base
+    return {
+        "status": "ok",
+        "first_step_seconds": first_wall,
+        "first_step_cpu_seconds": first_cpu,
+        "first_step_tokens_per_cpu_s": args.seq_len / first_cpu,
+        "peak_memory_mib": peak / 2**20,
+    }
+
+
+def worker_train_pair(args) -> dict:
+    """Throughput of both models in this one process: after a full-size step each (first-touch page faults and
+    allocator growth are paid there), ``--repeats`` rounds of one step per model, alternating which goes first, so
+    drifts of a shared machine hit both alike. The ratio is taken between medians of the same rounds."""
+    import torch
+
+    names = ("lrpe", "llama")
+    models = {}
+    for name in names:
+        models[name] = _build(name, args)
+        models[name].train()
+    warm = torch.randint(0, args.vocab_size, (1, min(128, args.seq_len)), device=args.device)
+    ids = torch.randint(0, args.vocab_size, (1, args.seq_len), device=args.device)
+    for m in models.values():
+        _train_step(m, warm)
+    if args.device == "cpu":
+        _cap_address_space(args)
+    failed = {}
+
+    def step(name):
+        try:
+            return _timed_step(models[name], ids, args.device)
+        except Exception as err:  # noqa: BLE001 (an OOM of one model is a result; the other goes on)
+            failed[name] = {"status": "OOM" if _is_oom(err) else "error", "error": f"{type(err).__name__}: {str(err)[:300]}"}
+            models[name].zero_grad(set_to_none=True)
+            return None
+
+    for name in names:
+        step(name)  # steady-state warm-up at the measured size
+    walls = {n: [] for n in names}
+    cpus = {n: [] for n in names}
+    for r in range(args.repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            if name in failed:
+                continue
+            t = step(name)
+            if t is not None:
+                walls[name].append(t[0])
+                cpus[name].append(t[1])
+    out = {}
+    for name in names:
+        if name in failed:
+            out[name] = failed[name]
+            continue
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        out[name] = {
+            "status": "ok",
+            "seconds": wall,
+            "cpu_seconds": cpu,
+            "tokens_per_s": args.seq_len / wall,
+            "tokens_per_cpu_s": args.seq_len / cpu,
+            "repeats": args.repeats,
+            "all_cpu_seconds": cpus[name],
+            "all_seconds": walls[name],
+        }
+    return {"status": "ok", "per_model": out}
+
+
+def worker_generate(args) -> dict:
+    """Per-token decoding latency at every context of ``--contexts``, all in this one process: the contexts are
+    visited ``--gen_rounds`` times, alternating their order, so drifts of the machine hit every context alike and
+    the ratio between contexts is not a ratio between two processes."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Stamps(StoppingCriteria):
+        def __init__(self):
+            self.times, self.cpu_times = [], []
+
+        def __call__(self, input_ids, scores, **kwargs):
+            _sync(args.device)
+            self.times.append(time.perf_counter())
+            self.cpu_times.append(time.process_time())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    model = _build(args.model, args)
+    model.eval()
+    contexts = list(args.contexts)
+    gaps = {n: [] for n in contexts}
+    cpu_gaps = {n: [] for n in contexts}
+    prefill = {n: [] for n in contexts}
+    failed = {}
+    with torch.no_grad():
+        warm = torch.randint(0, args.vocab_size, (1, 16), device=args.device)
+        model.generate(warm, attention_mask=torch.ones_like(warm), max_new_tokens=3, do_sample=False, pad_token_id=0)
+        if args.device == "cpu":
+            _cap_address_space(args)
+        for r in range(args.gen_rounds):
+            for n_ctx in contexts if r % 2 == 0 else contexts[::-1]:
+                if n_ctx in failed:
+                    continue
+                ids = torch.randint(0, args.vocab_size, (1, n_ctx), device=args.device)
+                stamps = Stamps()
+                start = time.perf_counter()
+                try:
+                    model.generate(
+                        ids,
+                        attention_mask=torch.ones_like(ids),
+                        max_new_tokens=args.new_tokens,
+                        min_new_tokens=args.new_tokens,
+                        do_sample=False,
+                        pad_token_id=0,
+                        stopping_criteria=StoppingCriteriaList([stamps]),
+                    )
+                except Exception as err:  # noqa: BLE001 (an OOM at one context is a result)
+                    failed[n_ctx] = {"status": "OOM" if _is_oom(err) else "error",
+                                     "error": f"{type(err).__name__}: {str(err)[:300]}"}
+                    continue
+                gaps[n_ctx] += [b - a for a, b in zip(stamps.times, stamps.times[1:])]
+                cpu_gaps[n_ctx] += [b - a for a, b in zip(stamps.cpu_times, stamps.cpu_times[1:])]
+                prefill[n_ctx].append(stamps.times[0] - start)
+                del ids
+    per_context = {}
+    for n_ctx in contexts:
+        if n_ctx in failed:
+            per_context[str(n_ctx)] = failed[n_ctx]
+            continue
+        steps = gaps[n_ctx]
+        per_context[str(n_ctx)] = {
+            "status": "ok",
+            "per_token_cpu_ms_median": 1000 * statistics.median(cpu_gaps[n_ctx]),
+            "per_token_ms_median": 1000 * statistics.median(steps),
+            "per_token_ms_mean": 1000 * sum(steps) / len(steps),
+            "prefill_and_first_token_s": statistics.median(prefill[n_ctx]),
+            "decode_steps_timed": len(steps),
+            "rounds": args.gen_rounds,
+        }
+    return {"status": "ok", "per_context": per_context}
+
+
+def worker_main(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        workers = {"train": worker_train, "train_pair": worker_train_pair, "generate": worker_generate}
+        result = workers[args.mode](args)
+    except Exception as err:  # noqa: BLE001 (an OOM is a result; anything else is reported as an error)
+        result = {"status": "OOM" if _is_oom(err) else "error", "error": f"{type(err).__name__}: {str(err)[:300]}"}
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ driver side
+
+
+def run_worker(args, model: str, mode: str, seq_len: int) -> dict:
+    cmd = [sys.executable, "-m", "lrpe_hf.benchmarks.lm", "--_worker", "--model", model, "--mode", mode]
+    if seq_len is not None:
+        cmd += ["--seq_len", str(seq_len)]
+    for name in (
+        "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions", "preset",
+        "device", "threads", "repeats", "new_tokens", "memory_budget_gib", "gen_rounds",
+    ):
+        cmd += [f"--{name}", str(getattr(args, name))]
+    cmd += ["--contexts", *map(str, args.contexts)]
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE_PARENT) + os.pathsep + os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.worker_timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "error": f"no result within --worker_timeout_s {args.worker_timeout_s:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    if proc.returncode in (-9, 137):  # killed: the system's OOM killer
+        return {"status": "OOM", "error": "worker killed (SIGKILL), most likely by the out-of-memory killer"}
+    return {"status": "error", "error": f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}"}
+
+
+def merge_train_row(memory: dict, pair: dict, model: str, seq_len: int) -> dict:
+    """One training row: the model's memory worker result joined with its timing from the paired worker. The row
+    is "ok" only when both are; otherwise it carries the first failure's status and error."""
+    timing = pair["per_model"][model] if pair["status"] == "ok" else pair
+    row = {**memory, **timing, "model": model, "seq_len": seq_len}
+    if memory["status"] != "ok" or timing["status"] != "ok":
+        bad = memory if memory["status"] != "ok" else timing
+        row.update(status=bad["status"], error=bad.get("error"))
+    return row
+
+
+def _fmt_len(n: int) -> str:
+    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
+
+
+def make_plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colors = {"lrpe": "tab:blue", "llama": "tab:orange"}
+    labels = {"lrpe": "LRPE (linear attention)", "llama": "Llama (SDPA softmax)"}
+    for model in ("lrpe", "llama"):
+        train = [r for r in results["train"] if r["model"] == model]
+        ok = [r for r in train if r["status"] == "ok"]
+        axes[0].plot([r["seq_len"] for r in ok], [r["tokens_per_cpu_s"] for r in ok], "o-", color=colors[model], label=labels[model])
+        axes[1].plot([r["seq_len"] for r in ok], [r["peak_memory_mib"] / 1024 for r in ok], "o-", color=colors[model], label=labels[model])
+        for r in train:
+            if r["status"] != "ok":
+                for ax in axes[:2]:
+                    ax.axvline(r["seq_len"], color=colors[model], ls=":", lw=1)
+                    ax.annotate(f"{model} {r['status']}", (r["seq_len"], 0.5), xycoords=("data", "axes fraction"),
+                                rotation=90, color=colors[model], fontsize=8)
+        gen = [r for r in results["generate"] if r["model"] == model and r["status"] == "ok"]
+        axes[2].plot([r["context"] for r in gen], [r["per_token_ms_median"] for r in gen], "o-", color=colors[model], label=labels[model])
+    titles = ("training forward+backward\ntokens per CPU-second", "training peak memory (GiB)", "generation latency per token (ms)")
+    xlabels = ("sequence length", "sequence length", "context length")
+    for ax, title, xl in zip(axes, titles, xlabels):
+        ax.set_xscale("log", base=2)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xl)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    m = results["model"]
+    fig.suptitle(
+        f"{m['hidden_size']} wide, {m['num_layers']} layers, {m['num_heads']} heads, vocab {m['vocab_size']}; "
+        f"{results['environment']['device']}, {results['environment']['threads']} threads",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summarize(results: dict) -> dict:
+    """Ratios and the issue's targets, from the raw measurements."""
+    train = {(r["model"], r["seq_len"]): r for r in results["train"]}
+    gen = {(r["model"], r["context"]): r for r in results["generate"]}
+    summary = {"train_speedup_lrpe_over_llama": {}, "targets": {}}
+    for n in results["seq_lens"]:
+        a, b = train.get(("lrpe", n)), train.get(("llama", n))
+        if a and b and a["status"] == b["status"] == "ok":
+            summary["train_speedup_lrpe_over_llama"][str(n)] = {
+                "wall": a["tokens_per_s"] / b["tokens_per_s"],
+                "cpu": a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"],
+            }
+    # The issue's targets, judged only when their lengths were measured (CPU time: robust to other load).
+    s8 = summary["train_speedup_lrpe_over_llama"].get("8192")
+    if s8 is not None:
+        summary["targets"]["lrpe_train_throughput_8k_at_least_2x_llama"] = {
+            "speedup_cpu": s8["cpu"], "speedup_wall": s8["wall"], "met": s8["cpu"] >= 2.0
+        }
+    l16, q16 = train.get(("lrpe", 16384)), train.get(("llama", 16384))
+    if l16 is not None:
+        summary["targets"]["lrpe_trains_at_16k_llama_may_oom"] = {
+            "lrpe": l16["status"], "llama": q16 and q16["status"], "met": l16["status"] == "ok"
+        }
+    for model in ("lrpe", "llama"):
+        lo, hi = gen.get((model, 256)), gen.get((model, 16384))
+        if lo and hi and lo["status"] == hi["status"] == "ok":
+            summary[f"{model}_latency_ratio_16k_vs_256"] = hi["per_token_ms_median"] / lo["per_token_ms_median"]
+    if "lrpe_latency_ratio_16k_vs_256" in summary:
+        ratio = summary["lrpe_latency_ratio_16k_vs_256"]
+        summary["targets"]["lrpe_latency_16k_within_1.2x_of_256"] = {"ratio": ratio, "met": ratio <= 1.2}
+    return summary
+
+
+def markdown_table(results: dict) -> str:
+    train = {(r["model"], r["seq_len"]): r for r in results["train"]}
+    gen = {(r["model"], r["context"]): r for r in results["generate"]}
+
+    def cell(r, key, fmt):
+        if r is None:
+            return "-"
+        return fmt.format(r[key]) if r["status"] == "ok" else r["status"]
+
+    lines = [
+        "| seq len | LRPE tok/s (wall) | Llama tok/s (wall) | LRPE tok/CPU-s | Llama tok/CPU-s | speed-up (CPU-s) | LRPE peak MiB | Llama peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    speed = summarize(results)["train_speedup_lrpe_over_llama"]
+    for n in results["seq_lens"]:
+        a, b = train.get(("lrpe", n)), train.get(("llama", n))
+        sp = speed.get(str(n))
+        sp_text = "-" if sp is None else f"{sp['cpu']:.2f}x"
+        lines.append(
+            f"| {_fmt_len(n)} | {cell(a, 'tokens_per_s', '{:.0f}')} | {cell(b, 'tokens_per_s', '{:.0f}')} | "
+            f"{cell(a, 'tokens_per_cpu_s', '{:.0f}')} | {cell(b, 'tokens_per_cpu_s', '{:.0f}')} | "
+            f"{sp_text} | {cell(a, 'peak_memory_mib', '{:.0f}')} | {cell(b, 'peak_memory_mib', '{:.0f}')} |"
+        )
+    lines += ["", "| context | LRPE ms/token (wall) | Llama ms/token (wall) | LRPE CPU-ms/token | Llama CPU-ms/token |", "|---|---|---|---|---|"]
+    for n in results["contexts"]:
+        a, b = gen.get(("lrpe", n)), gen.get(("llama", n))
+        cpu = [cell(r, "per_token_cpu_ms_median", "{:.1f}") if r and "per_token_cpu_ms_median" in r or (r and r["status"] != "ok") else "-" for r in (a, b)]
+        lines.append(
+            f"| {_fmt_len(n)} | {cell(a, 'per_token_ms_median', '{:.1f}')} | {cell(b, 'per_token_ms_median', '{:.1f}')} | "
+            f"{cpu[0]} | {cpu[1]} |"
+        )
+    return "\n".join(lines)
+
+
+def driver_main(args) -> None:
+    from tqdm.auto import tqdm
+
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [("train", m, n) for n in args.seq_lens for m in ("lrpe", "llama", "pair")]
+    if args.contexts:
+        jobs += [("generate", m, None) for m in ("lrpe", "llama")]  # all contexts of a model in one process
+    results = {
+        "model": {
+            "hidden_size": args.hidden_size, "num_layers": args.num_layers, "num_heads": args.num_heads,
+            "intermediate_size": args.intermediate_size, "vocab_size": args.vocab_size, "lrpe_preset": args.preset,
+            "llama": "LlamaForCausalLM, attn_implementation='sdpa', num_key_value_heads = num_heads, SiLU gated MLP",
+            "note": args.note,
+        },
+        "environment": {
+            "device": args.device, "threads": args.threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "loadavg_start": os.getloadavg(),
+            "memory_budget_gib": args.memory_budget_gib if args.device == "cpu" else None,
+        },
+        "method": {
+            "train": "batch 1, one forward with labels (causal-LM loss) + backward. Throughput: both models in one "
+                     "process, a 128-token and a full-size warm-up step each, then the median of "
+                     f"{args.repeats} rounds of one step per model (alternating which goes first)",
+            "memory": "each model alone in a fresh process: CUDA max_memory_allocated delta; CPU peak RSS (ru_maxrss) "
+                      "minus RSS before its first full-size step (that step's time is first_step_*: on CPU it also pays "
+                      "first-touch page faults)",
+            "generate": f"greedy generate with the model's cache, {args.new_tokens} new tokens; per-token latency is the "
+                        "median gap between consecutive decoding steps (prefill excluded); all contexts of a model in "
+                        f"one process, visited {args.gen_rounds} times in alternating order",
+        },
+        "seq_lens": args.seq_lens,
+        "contexts": args.contexts,
+        "train": [],
+        "generate": [],
+    }
+    import torch
+    import transformers
+
+    results["environment"].update(torch=torch.__version__, transformers=transformers.__version__)
+    started = time.time()
+    memory = {}
+    for mode, model, n in tqdm(jobs, desc="bench_lm"):
+        if mode == "train" and model != "pair":  # memory: each model alone in a fresh process
+            memory[model, n] = run_worker(args, model, "train", n)
+            continue
+        r = run_worker(args, model, "train_pair" if mode == "train" else mode, n)
+        if mode == "train":
+            rows = [merge_train_row(memory.pop((m, n)), r, m, n) for m in ("lrpe", "llama")]
+        elif r["status"] != "ok":  # the whole worker failed: every context gets its status
+            rows = [dict(r, model=model, context=c) for c in args.contexts]
+        else:
+            rows = [dict(r["per_context"][str(c)], model=model, context=c) for c in args.contexts]
+        results[mode].extend(rows)
+        for row in rows:
+            size = row.get("seq_len", row.get("context"))
+            tqdm.write(f"{mode:8s} {row['model']:5s} {_fmt_len(size):>4s}: {json.dumps(row)}")
+        results["summary"] = summarize(results)
+        results["environment"]["loadavg_end"] = os.getloadavg()
+        results["environment"]["total_seconds"] = time.time() - started
+        (out_dir / "bench_lm.json").write_text(json.dumps(results, indent=2))  # partial results survive interruption
+    make_plot(results, out_dir / "bench_lm.png")
+    (out_dir / "bench_lm.md").write_text(markdown_table(results) + "\n")
+    print(markdown_table(results))
+    print(json.dumps(results["summary"], indent=2))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output_dir", default="docs/results/lm")
+    p.add_argument("--seq_lens", type=int, nargs="*", default=[512, 2048, 8192, 16384])
+    p.add_argument("--contexts", type=int, nargs="*", default=[256, 4096, 16384])
+    p.add_argument("--hidden_size", type=int, default=512)
+    p.add_argument("--num_layers", type=int, default=6)
+    p.add_argument("--num_heads", type=int, default=8)
+    p.add_argument("--intermediate_size", type=int, default=2048)
+    p.add_argument("--vocab_size", type=int, default=8192)
+    p.add_argument("--max_positions", type=int, default=32768)
+    p.add_argument("--preset", default="lrpe-unitary-householder-learned")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--new_tokens", type=int, default=33, help="decoding steps timed (median of the gaps); few steps make the median noisy")
+    p.add_argument("--gen_rounds", type=int, default=2, help="visits of every context in the generation worker")
+    p.add_argument("--memory_budget_gib", type=float, default=12.0, help="CPU: address-space cap per measurement (0: none)")
+    p.add_argument("--worker_timeout_s", type=float, default=1800)
+    p.add_argument("--note", default="wikitext-base width (the paper's LM: 512 x 6 layers, 8 heads, FFN 2048)")
+    p.add_argument("--quick", action="store_true", help="tiny model and lengths: a smoke test of the pipeline")
+    p.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--mode", help=argparse.SUPPRESS)
+    p.add_argument("--seq_len", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seq_lens, args.contexts = [64, 256], [32, 128]
+        args.hidden_size, args.num_layers, args.num_heads, args.intermediate_size, args.vocab_size = 32, 2, 2, 64, 256
+        args.repeats, args.new_tokens, args.note = 1, 4, "--quick smoke test, tiny model"
+    if args.hidden_size % args.num_heads:
+        raise SystemExit(f"--hidden_size {args.hidden_size} must be divisible by --num_heads {args.num_heads}")
+    return args
+
+
+def main(argv=None) -> None:
+    arguments = parse_args(argv)
+    if arguments._worker:
+        worker_main(arguments)
+    else:
+        driver_main(arguments)
+
+
+if __name__ == "__main__":
+    main()
