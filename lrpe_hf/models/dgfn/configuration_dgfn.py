@@ -72,15 +72,24 @@ class DgfnConfig(PretrainedConfig):
         spn_fuse_init (`float`, defaults to 0.2): initial weight of the 1x1 fusion conv (HED: 0.2 = mean of 5 maps).
         spn_input_normalization (`str`, defaults to `"imagenet"`): `"imagenet"` (mean/std), `"hed"` (BGR x255 minus
             the HED means) or `"none"`; applied inside the model, the processor only rescales to [0, 1].
-        filter_channels (`tuple[int]`, defaults to `(64, 32, 16)`): widths of the filtering network's hidden convs.
-        filter_kernels (`tuple[int]`, defaults to `(7, 5, 3, 5)`): kernel sizes of its 4 convs (odd).
+        filter_channels (`tuple[int]`, defaults to `(64, 32, 16)`): widths of the filtering network's hidden convs
+            (any number of them; the spec's network has 3).
+        filter_kernels (`tuple[int]`, defaults to `(7, 5, 3, 5)`): kernel sizes of its convs (odd), one more than
+            `filter_channels` (the last conv maps to the image channels).
+        filter_dilations (`tuple[int]`, *optional*): dilation of each of those convs; `None` means all 1, the spec's
+            network. Dilated layers widen the receptive field at no cost in parameters or MACs, as in the
+            context-aggregation networks used to approximate smoothing operators.
         use_batchnorm (`bool`, defaults to `True`): BatchNorm in the TPN branches and the filtering network.
         filter_output_batchnorm (`bool`, defaults to `False`): BatchNorm on the filter's 3-channel output.
         predict_residual (`bool`, defaults to `False`): output = image + conv(...) instead of sigmoid(conv(...)).
         padding_mode (`str`, defaults to `"reflect"`): how inputs are padded to a multiple of `size_divisor`
             (cropped back afterwards); images too small to reflect fall back to `"replicate"`.
         loss_weight_filter / loss_weight_tpn / loss_weight_spn (`float`, defaults 0.6 / 0.2 / 0.2): weights of
-            the reconstruction MSE, the texture MSE and the class-balanced edge BCE in the total loss.
+            the reconstruction loss, the texture MSE and the class-balanced edge BCE in the total loss.
+        filter_ssim_weight (`float`, defaults to `0.0`): the reconstruction loss is
+            `MSE + filter_ssim_weight * (1 - SSIM)`, with the SSIM of the evaluation (7x7 window, see
+            `lrpe_hf.ops.image_quality.ssim`). MSE alone barely penalises faint texture left in flat regions, which
+            SSIM punishes hard (its contrast term there is about `C2 / (var + C2)`, with `C2 = 0.03**2`).
         spn_balance_fused (`bool`, defaults to `True`): class-balance the fused-map BCE like the side outputs
             (HED); `False` gives the third-party unweighted fused term.
     """
@@ -110,6 +119,7 @@ class DgfnConfig(PretrainedConfig):
         spn_input_normalization: str = "imagenet",
         filter_channels=(64, 32, 16),
         filter_kernels=(7, 5, 3, 5),
+        filter_dilations=None,
         use_batchnorm: bool = True,
         filter_output_batchnorm: bool = False,
         predict_residual: bool = False,
@@ -117,6 +127,7 @@ class DgfnConfig(PretrainedConfig):
         loss_weight_filter: float = 0.6,
         loss_weight_tpn: float = 0.2,
         loss_weight_spn: float = 0.2,
+        filter_ssim_weight: float = 0.0,
         spn_balance_fused: bool = True,
         initializer_range: float = 0.02,
         **kwargs,
@@ -144,11 +155,22 @@ class DgfnConfig(PretrainedConfig):
                 f"{num_channels}; use 'none'"
             )
         self.spn_input_normalization = spn_input_normalization
-        self.filter_channels = list(_check_positive_ints("filter_channels", filter_channels, length=3))
-        kernels = _check_positive_ints("filter_kernels", filter_kernels, length=4)
+        self.filter_channels = list(_check_positive_ints("filter_channels", filter_channels))
+        n_convs = len(self.filter_channels) + 1
+        for name, value in (("filter_kernels", filter_kernels), ("filter_dilations", filter_dilations)):
+            if value is not None and len(tuple(value)) != n_convs:
+                raise ValueError(
+                    f"DgfnConfig: {name}={tuple(value)!r} needs {n_convs} entries, one per conv: one more than "
+                    f"filter_channels={tuple(self.filter_channels)!r} (the last conv maps to the image channels)"
+                )
+        kernels = _check_positive_ints("filter_kernels", filter_kernels, length=n_convs)
         if any(k % 2 == 0 for k in kernels):
             raise ValueError(f"DgfnConfig: filter_kernels={kernels!r} must all be odd (same-size convolutions)")
         self.filter_kernels = list(kernels)
+        self.filter_dilations = (
+            None if filter_dilations is None
+            else list(_check_positive_ints("filter_dilations", filter_dilations, length=n_convs))
+        )
         self.use_batchnorm = bool(use_batchnorm)
         self.filter_output_batchnorm = bool(filter_output_batchnorm)
         self.predict_residual = bool(predict_residual)
@@ -158,12 +180,14 @@ class DgfnConfig(PretrainedConfig):
             ("loss_weight_filter", loss_weight_filter),
             ("loss_weight_tpn", loss_weight_tpn),
             ("loss_weight_spn", loss_weight_spn),
+            ("filter_ssim_weight", filter_ssim_weight),
         ):
             if not isinstance(value, (int, float)) or value < 0 or value != value:
                 raise ValueError(f"DgfnConfig: {name}={value!r} must be a number >= 0")
         self.loss_weight_filter = float(loss_weight_filter)
         self.loss_weight_tpn = float(loss_weight_tpn)
         self.loss_weight_spn = float(loss_weight_spn)
+        self.filter_ssim_weight = float(filter_ssim_weight)
         self.spn_balance_fused = bool(spn_balance_fused)
         self.initializer_range = float(initializer_range)
         super().__init__(**kwargs)

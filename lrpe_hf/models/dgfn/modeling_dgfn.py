@@ -19,6 +19,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, can_return_tuple
 
+from ...ops.image_quality import ssim
 from ..modeling_common import AtomicSaveMixin
 from .configuration_dgfn import DgfnConfig
 
@@ -73,11 +74,13 @@ def class_balanced_bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -
 
 
 class ConvBlock(nn.Module):
-    """`k x k` same-size convolution, optional BatchNorm (then the conv has no bias), ReLU."""
+    """`k x k` same-size (optionally dilated) convolution, optional BatchNorm (then the conv has no bias), ReLU."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, batchnorm: bool):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, batchnorm: bool, dilation: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=not batchnorm)
+        self.conv = nn.Conv2d(
+            in_ch, out_ch, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=not batchnorm
+        )
         self.norm = nn.BatchNorm2d(out_ch) if batchnorm else nn.Identity()
         self.act = nn.ReLU(inplace=True)
 
@@ -185,16 +188,21 @@ class StructurePredictionNetwork(nn.Module):
 class GuidedFilteringNetwork(nn.Module):
     """The filtering network (DGFN / TSAFN): image + texture map + structure map -> structure-only image.
 
-    Input `(B, C + 2, H, W)`; convs with `filter_kernels`, BN + ReLU in between; the output is either
-    `sigmoid(conv(...))` (direct, in [0, 1]) or `image + conv(...)` (`predict_residual`).
+    Input `(B, C + 2, H, W)`; convs with `filter_kernels` (and `filter_dilations`), BN + ReLU in between; the output
+    is either `sigmoid(conv(...))` (direct, in [0, 1]) or `image + conv(...)` (`predict_residual`).
     """
 
     def __init__(self, config: DgfnConfig):
         super().__init__()
         k = config.filter_kernels
+        d = config.filter_dilations or [1] * len(k)
         widths = [config.num_channels + 2, *config.filter_channels]
-        self.blocks = nn.Sequential(*[ConvBlock(widths[i], widths[i + 1], k[i], config.use_batchnorm) for i in range(3)])
-        self.out_conv = nn.Conv2d(widths[-1], config.num_channels, k[3], padding=k[3] // 2)
+        self.blocks = nn.Sequential(
+            *[ConvBlock(widths[i], widths[i + 1], k[i], config.use_batchnorm, d[i]) for i in range(len(k) - 1)]
+        )
+        self.out_conv = nn.Conv2d(
+            widths[-1], config.num_channels, k[-1], padding=d[-1] * (k[-1] // 2), dilation=d[-1]
+        )
         self.out_conv.is_filter_output = True  # read by _init_weights
         self.out_norm = nn.BatchNorm2d(config.num_channels) if config.filter_output_batchnorm else nn.Identity()
         self.predict_residual = config.predict_residual
@@ -381,7 +389,10 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
         cfg = self.config
         filter_loss = texture_loss = structure_loss = None
         if labels is not None and reconstruction is not None and cfg.loss_weight_filter > 0:
-            filter_loss = F.mse_loss(reconstruction, labels.to(reconstruction.dtype))
+            target = labels.to(reconstruction.dtype)
+            filter_loss = F.mse_loss(reconstruction, target)
+            if cfg.filter_ssim_weight > 0:
+                filter_loss = filter_loss + cfg.filter_ssim_weight * (1 - ssim(reconstruction, target))
         if texture_labels is not None and run_tpn and train_tpn and cfg.loss_weight_tpn > 0:
             texture_loss = F.mse_loss(texture_map, texture_labels)
         if structure_labels is not None and run_spn and train_spn and cfg.loss_weight_spn > 0:

@@ -33,7 +33,11 @@ def batch(b=2, h=21, w=34, seed=0):
     [
         ("tpn_resample", "bicubic"),
         ("filter_kernels", (7, 5, 4, 5)),
-        ("filter_channels", (8, 8)),
+        ("filter_channels", (8, 0)),
+        ("filter_kernels", (3, 3, 3)),  # one more kernel than filter_channels is needed
+        ("filter_dilations", (1, 2)),
+        ("filter_dilations", (1, 0, 1, 1)),
+        ("filter_ssim_weight", -0.1),
         ("spn_stage_depths", (1, 1, 1)),
         ("loss_weight_tpn", -1.0),
         ("spn_width_multiplier", 0.0),
@@ -90,6 +94,42 @@ def test_residual_output_adds_to_the_image():
     x = torch.rand(1, 3, 19, 23)
     with torch.no_grad():
         torch.testing.assert_close(model(pixel_values=x).reconstruction, x)
+
+
+def test_dilated_deeper_filter_widens_the_receptive_field_at_equal_parameters():
+    plain = dict(filter_channels=(6, 6, 6, 6), filter_kernels=(3, 3, 3, 3, 3))
+    dilated = dict(plain, filter_dilations=(1, 2, 4, 2, 1))
+    nets = {}
+    for name, over in (("plain", plain), ("dilated", dilated)):
+        model = make_model(**over).eval()
+        nets[name] = model.filter_network
+        with torch.no_grad():  # any size, including smaller than the dilated kernels, keeps its shape
+            for size in ((1, 1), (5, 7), (33, 18)):
+                assert model(pixel_values=torch.rand(1, 3, *size)).reconstruction.shape == (1, 3, *size)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(nets["plain"]) == count(nets["dilated"])
+    nets["dilated"].load_state_dict(nets["plain"].state_dict())  # same weights: only the dilation differs
+    # receptive radius: plain 5 * 1 = 5 px, dilated (1 + 2 + 4 + 2 + 1) = 10 px. A change 8 px away from the
+    # centre pixel reaches it only through the dilated network.
+    g = torch.Generator().manual_seed(0)
+    image, tex, edge = torch.rand(1, 3, 33, 33, generator=g), torch.rand(1, 1, 33, 33, generator=g), torch.zeros(1, 1, 33, 33)
+    moved = image.clone()
+    moved[..., 16, 24] += 0.5
+    with torch.no_grad():
+        for name, reaches in (("plain", False), ("dilated", True)):
+            net = nets[name]
+            delta = (net(moved, tex, edge) - net(image, tex, edge))[..., 16, 16].abs().max()
+            assert (delta > 0) == reaches, name
+
+
+def test_ssim_term_of_the_filter_loss():
+    from lrpe_hf.ops.image_quality import ssim
+
+    model = make_model(filter_ssim_weight=0.25).train()
+    inputs = batch()
+    out = model(**inputs)
+    mse = torch.nn.functional.mse_loss(out.reconstruction, inputs["labels"])
+    torch.testing.assert_close(out.filter_loss, mse + 0.25 * (1 - ssim(out.reconstruction, inputs["labels"])))
 
 
 def test_class_balanced_bce_balances_and_stays_finite():
