@@ -47,7 +47,7 @@ def dgfn_smoother(model, batch_size: int = 16):
     """A function `list of (H, W, 3) arrays -> list of smoothed arrays` (batched when sizes agree)."""
     import torch
 
-    model.eval()
+    model.eval().to(memory_format=torch.channels_last)  # as SmoothingPipeline runs it
 
     @torch.inference_mode()
     def run(images: list[np.ndarray]) -> list[np.ndarray]:
