@@ -19,6 +19,7 @@ Protocol (all in one process, same data, same schedule):
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -68,11 +69,28 @@ def _train_standalone(config, train, seed, steps, batch_size, lr, output_dir):
 
 
 @torch.no_grad()
-def _accuracy(model, dataset, batch_size=200):
-    correct = 0
+def _correct(model, dataset, batch_size=200) -> list[bool]:
+    """Whether each test image (in dataset order) is classified correctly."""
+    out = []
     for batch in validation_batches(dataset, batch_size):
-        correct += int((model(pixel_values=batch["pixel_values"]).logits.argmax(-1) == batch["labels"]).sum())
-    return correct / len(dataset)
+        out += (model(pixel_values=batch["pixel_values"]).logits.argmax(-1) == batch["labels"]).tolist()
+    return out
+
+
+def paired_sign_test(a_correct, b_correct) -> dict:
+    """Exact two-sided sign (McNemar) test of two classifiers scored on the same images.
+
+    ``a_correct``/``b_correct``: equal-length sequences of booleans (pooled over seeds, image by image). Only the
+    discordant images carry information: ``a_only`` right for a alone, ``b_only`` for b alone. ``p_value`` is the
+    probability, were both equally accurate, of a split at least this uneven.
+    """
+    if len(a_correct) != len(b_correct):
+        raise ValueError(f"paired_sign_test needs predictions on the same images: {len(a_correct)} vs {len(b_correct)}")
+    a_only = sum(1 for a, b in zip(a_correct, b_correct) if a and not b)
+    b_only = sum(1 for a, b in zip(a_correct, b_correct) if b and not a)
+    n, k = a_only + b_only, min(a_only, b_only)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n if n else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p_value": min(1.0, 2 * tail)}
 
 
 @torch.no_grad()
@@ -181,8 +199,10 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
         for name, arch in models.items():
             cfg = arch_to_config(arch, space, **kwargs)
             model = _train_standalone(cfg, train, seed, retrain_steps, batch_size, retrain_lr, work / "retrain")
-            acc = _accuracy(model, test)
+            correct = _correct(model, test)
+            acc = sum(correct) / len(correct)
             rows[name]["test_accuracy"].append(acc)
+            rows[name].setdefault("test_correct", []).append("".join("1" if c else "0" for c in correct))
             trained[name] = model
             log(f"    seed {seed} {name}: test accuracy {acc:.4f}")
     log("[4/4] throughput")
@@ -203,6 +223,11 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
         "searched_within_one_point_of_softmax": bool(s["test_accuracy_mean"] >= soft["test_accuracy_mean"] - 0.01),
         "searched_lower_flops_than_softmax": bool(s["flops"] < soft["flops"]),
         # Reference rows above the budget (the softmax model's sizes with a costlier attention), not the target's.
+        # Is a difference resolvable on this test split? Sign test over the images, pooled over the seeds.
+        "searched_vs_baselines_sign_test": {
+            k: dict(zip(("searched_only", "baseline_only", "p_value"), paired_sign_test(_pooled(s), _pooled(v)).values()))
+            for k, v in rows.items() if k != "searched (mixed)"
+        },
         "searched_vs_over_budget_rows": {
             k: {"better_accuracy": bool(s["test_accuracy_mean"] > v["test_accuracy_mean"]),
                 "equal_accuracy": bool(s["test_accuracy_mean"] == v["test_accuracy_mean"])} for k, v in over_budget.items()
@@ -229,6 +254,10 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
     return report
 
 
+def _pooled(row) -> list[bool]:
+    return [c == "1" for per_seed in row["test_correct"] for c in per_seed]
+
+
 def _markdown(report) -> str:
     st = report["setup"]
     lines = [
@@ -248,8 +277,14 @@ def _markdown(report) -> str:
         lines.append(f"| {name} | `{r['description']}` | {r['params']:,} | {r['flops'] / 1e6:.3f} | "
                      f"{r['supernet_val_accuracy'] * 100:.1f} | {r.get('supernet_val_loss', float('nan')):.3f} | {acc} | "
                      f"{r['images_per_second']:.0f} |")
-    v = report["verdict"]
+    v = dict(report["verdict"])
+    tests = v.pop("searched_vs_baselines_sign_test", None)
     lines += ["", "Verdict: " + "; ".join(f"{k} = {val}" for k, val in v.items())]
+    if tests:
+        lines += ["", "Paired sign test, searched vs each row (test images pooled over the seeds; only images exactly one "
+                  "of the two gets right count): "
+                  + "; ".join(f"{k}: searched alone right on {t['searched_only']}, {k} alone on {t['baseline_only']}, "
+                              f"p = {t['p_value']:.2f}" for k, t in tests.items())]
     return "\n".join(lines) + "\n"
 
 
