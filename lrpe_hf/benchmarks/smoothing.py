@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +34,26 @@ def _score(outputs, targets) -> dict:
     }
 
 
-def _seconds_per_megapixel(fn, image: np.ndarray, repeats: int = 3) -> float:
-    fn(image)  # warm-up (allocations, lazy imports)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(image)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) / (image.shape[0] * image.shape[1] / 1e6)
+def paired_seconds_per_megapixel(fns: dict, image: np.ndarray, warmup: int = 3, rounds: int = 5) -> dict:
+    """Steady-state seconds per megapixel of several smoothers on one image, timed side by side.
+
+    Each function is first called `warmup` times. Then come `rounds` rounds that call every function once, in an
+    order that alternates from round to round, so a change of machine load hits all of them alike; each method's
+    figure is the median of its rounds. (One warm-up call is not enough: OpenCV's `l0Smooth` took 4.1 s/MP on its
+    second call and 1.8-2.0 from the third on, in one process.)
+    """
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name](image)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            fns[name](image)
+            times[name].append(time.perf_counter() - start)
+    megapixels = image.shape[0] * image.shape[1] / 1e6
+    return {name: float(np.median(t)) / megapixels for name, t in times.items()}
 
 
 def dgfn_smoother(model, batch_size: int = 16):
@@ -70,8 +83,10 @@ def dgfn_smoother(model, batch_size: int = 16):
 
 def run_smoothing_benchmark(model_dir, dataset=None, output_dir: str = "docs/results/smoothing",
                             threads: int = 1, timing_size: int = 512, num_crops: int = 4, seed: int = 0,
-                            baselines: dict | None = None, sweep_images: int | None = 40) -> dict:
-    """Sweep baselines on validation, score everything on test, time on a `timing_size`^2 test image; write
+                            baselines: dict | None = None, sweep_images: int | None = 40, warmup: int = 3,
+                            timing_rounds: int = 5) -> dict:
+    """Sweep baselines on validation, score everything on test, time on a `timing_size`^2 test image (all methods
+    side by side, `paired_seconds_per_megapixel`); write
     `bench.json`, `bench.md` and `crops.png` under `output_dir`. The sweep uses the first `sweep_images`
     validation images (None: all). `model_dir` is one folder or `{row name: folder}` for several DGFN models; the
     first one is also run with ground-truth guidance (an oracle row, not a fair comparison). Returns the results."""
@@ -94,13 +109,15 @@ def run_smoothing_benchmark(model_dir, dataset=None, output_dir: str = "docs/res
     results = {"protocol": {
         "validation_images": len(val_inputs), "test_images": len(test_inputs),
         "image_size": list(test_inputs[0].shape[:2]), "timing_image": [timing_size, timing_size],
-        "threads": threads, "selection": "best mean validation PSNR per method",
+        "threads": threads, "timing": f"{warmup} warm-up calls, then the median of {timing_rounds} interleaved rounds",
+        "selection": "best mean validation PSNR per method",
         "metrics": "skimage PSNR/SSIM, data_range=1.0, vs structure-only target"},
         "methods": {}}
 
     test_outputs = {"input (no smoothing)": test_inputs}
     results["methods"]["input (no smoothing)"] = {"params": {}, **_score(test_inputs, test_targets),
                                                  "seconds_per_megapixel": 0.0}
+    timed = {}  # every timed method, run side by side at the end
     for name, (fn, grid) in tqdm(list(baselines.items()), desc="baselines"):
         sweep = []
         for params in grid:
@@ -112,8 +129,8 @@ def run_smoothing_benchmark(model_dir, dataset=None, output_dir: str = "docs/res
         results["methods"][name] = {
             "params": best["params"], **_score(outs, test_targets),
             "validation_psnr": best["psnr"], "validation_sweep": sweep,
-            "seconds_per_megapixel": _seconds_per_megapixel(lambda im: fn(im, **best["params"]), timing_image),
         }
+        timed[name] = partial(fn, **best["params"])
 
     dgfn_rows = []
     for row, folder in model_dirs.items():
@@ -125,8 +142,8 @@ def run_smoothing_benchmark(model_dir, dataset=None, output_dir: str = "docs/res
             "params": {"model": Path(folder).name, "parameters": sum(p.numel() for p in model.parameters())},
             **_score(outs, test_targets),
             "validation_psnr": _score(run_batch(val_inputs), val_targets)["psnr"],
-            "seconds_per_megapixel": _seconds_per_megapixel(run_one, timing_image),
         }
+        timed[row] = run_one
         dgfn_rows.append(row)
         if len(dgfn_rows) == 1:
             first_run_one = run_one
@@ -135,6 +152,10 @@ def run_smoothing_benchmark(model_dir, dataset=None, output_dir: str = "docs/res
                 "seconds_per_megapixel": float("nan"),
             }
 
+    print(f"timing {len(timed)} methods side by side on a {timing_size}x{timing_size} image "
+          f"({warmup} warm-up calls, {timing_rounds} rounds)", flush=True)
+    for name, seconds in paired_seconds_per_megapixel(timed, timing_image, warmup, timing_rounds).items():
+        results["methods"][name]["seconds_per_megapixel"] = seconds
     classical = {k: v for k, v in results["methods"].items() if k in baselines}
     best_psnr = max(classical, key=lambda k: classical[k]["psnr"])
     best_ssim = max(classical, key=lambda k: classical[k]["ssim"])

@@ -26,3 +26,16 @@ def test_benchmark_selects_on_validation_and_writes_table_json_and_figures(tmp_p
     assert saved["summary"] == results["summary"]
     assert "| DGFN (ours) |" in (tmp_path / "out" / "bench.md").read_text()
     assert (tmp_path / "out" / "crops.png").stat().st_size > 0 and (tmp_path / "out" / "wild.png").stat().st_size > 0
+
+
+def test_paired_timing_warms_up_then_interleaves_every_method():
+    import numpy as np
+
+    from lrpe_hf.benchmarks.smoothing import paired_seconds_per_megapixel
+
+    calls = []
+    fns = {name: (lambda im, name=name: calls.append(name)) for name in ("a", "b", "c")}
+    result = paired_seconds_per_megapixel(fns, np.zeros((100, 100, 3), np.float32), warmup=2, rounds=3)
+    assert calls[:6] == ["a", "a", "b", "b", "c", "c"]  # warm-up, per method
+    assert calls[6:] == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]  # rounds alternate their order
+    assert set(result) == {"a", "b", "c"} and all(v >= 0 for v in result.values())
