@@ -17,7 +17,8 @@ VGG16_STAGE_DEPTHS = (2, 2, 3, 3, 3)
 PRESETS: dict[str, dict] = {
     # Spec section 11 layout: VGG16 HED (14.7 M parameters), 3P-sized TPN and filter network.
     "tsafn-vgg16": {},
-    # A quarter-width HED (with BN: trained from scratch) for CPU training in minutes; residual output learns fastest.
+    # A quarter-width HED (with BN: trained from scratch) for CPU training in minutes; residual output learns fastest;
+    # a small SSIM term in the reconstruction loss (+0.017 validation SSIM with ground-truth guidance, PSNR unchanged).
     "small": {
         "spn_width_multiplier": 0.25,
         "spn_stage_depths": (2, 2, 2, 2, 2),
@@ -25,6 +26,7 @@ PRESETS: dict[str, dict] = {
         "filter_channels": (32, 32, 16),
         "filter_kernels": (5, 5, 3, 3),
         "predict_residual": True,
+        "filter_ssim_weight": 0.01,
     },
     # Tests: a few thousand parameters.
     "tiny": {
