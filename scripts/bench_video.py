@@ -16,7 +16,7 @@ import torch
 import json
 from pathlib import Path
 
-from lrpe_hf.commands.bench_video import (EXTRA_MODEL_NAMES, MODEL_NAMES, count_only, macs_markdown_table,
+from lrpe_hf.benchmarks.video import (EXTRA_MODEL_NAMES, MODEL_NAMES, count_only, macs_markdown_table,
                                           markdown_table, run_benchmark, write_results)
 
 

@@ -1,6 +1,6 @@
 """Smoke test of the benchmark plumbing (tiny models; no timing is asserted)."""
 
-from lrpe_hf.commands.bench_video import markdown_table, run_benchmark, write_results
+from lrpe_hf.benchmarks.video import markdown_table, run_benchmark, write_results
 
 
 def test_bench_video_writes_json_table_and_plot(tmp_path):
@@ -18,7 +18,7 @@ def test_bench_video_writes_json_table_and_plot(tmp_path):
 
 
 def test_bench_video_count_only_compares_compute_per_clip():
-    from lrpe_hf.commands.bench_video import build_model, count_only, macs_markdown_table
+    from lrpe_hf.benchmarks.video import build_model, count_only, macs_markdown_table
 
     results = count_only(hidden_size=32, num_layers=1, num_heads=2, frames_list=(1, 2), image_size=32,
                          model_names=("fixation_vit", "fixation_vit_p16", "timesformer"), progress=lambda *_: None)
