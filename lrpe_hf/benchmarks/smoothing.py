@@ -9,6 +9,7 @@ image, every method in the same process with the same thread count.
 from __future__ import annotations
 
 import json
+import re
 import time
 from functools import partial
 from pathlib import Path
@@ -32,6 +33,26 @@ def _score(outputs, targets) -> dict:
         "psnr": float(np.mean([psnr(o, t) for o, t in zip(outputs, targets)])),
         "ssim": float(np.mean([ssim(o, t) for o, t in zip(outputs, targets)])),
     }
+
+
+def _groups(dataset, split: str) -> list[str]:
+    """Per-image group label, "<structure kind> + <texture name>" (e.g. "cartoon + gravel")."""
+    rows = dataset[split]
+    if "structure_kind" not in rows.column_names or "texture_id" not in rows.column_names:
+        return ["all"] * len(rows)
+    return [f"{kind} + {re.match(r'[A-Za-z_]*', tid).group(0) or tid}"
+            for kind, tid in zip(rows["structure_kind"], rows["texture_id"])]
+
+
+def score_by_group(outputs, targets, groups) -> dict:
+    """`{group: {"images", "psnr", "ssim"}}`: the mean scores of each group's images, groups sorted by name."""
+    if not len(outputs) == len(targets) == len(groups):
+        raise ValueError(f"score_by_group: {len(outputs)} outputs, {len(targets)} targets, {len(groups)} groups")
+    result = {}
+    for group in sorted(set(groups)):
+        idx = [i for i, g in enumerate(groups) if g == group]
+        result[group] = {"images": len(idx), **_score([outputs[i] for i in idx], [targets[i] for i in idx])}
+    return result
 
 
 def paired_seconds_per_megapixel(fns: dict, image: np.ndarray, warmup: int = 3, rounds: int = 5) -> dict:
@@ -156,6 +177,9 @@ def run_smoothing_benchmark(model_dir, dataset=None, output_dir: str = "docs/res
           f"({warmup} warm-up calls, {timing_rounds} rounds)", flush=True)
     for name, seconds in paired_seconds_per_megapixel(timed, timing_image, warmup, timing_rounds).items():
         results["methods"][name]["seconds_per_megapixel"] = seconds
+    test_groups = _groups(dataset, "test")
+    for name, outs in test_outputs.items():
+        results["methods"][name]["by_group"] = score_by_group(outs, test_targets, test_groups)
     classical = {k: v for k, v in results["methods"].items() if k in baselines}
     best_psnr = max(classical, key=lambda k: classical[k]["psnr"])
     best_ssim = max(classical, key=lambda k: classical[k]["ssim"])
@@ -247,6 +271,18 @@ def render_markdown(results: dict) -> str:
         + (f" (L0 / DGFN time = {s['speed_ratio_l0_over_dgfn']:.2f}x)." if s["speed_ratio_l0_over_dgfn"] else "."),
         "",
     ]
+    dgfn, best = results["methods"][s["dgfn_row"]], results["methods"][s["best_classical_psnr"]]
+    if "by_group" in dgfn and "by_group" in best:
+        lines += [
+            f"Test split by group (structure kind + texture), {s['dgfn_row']} vs {s['best_classical_psnr']}:",
+            "",
+            "| group | images | DGFN PSNR / SSIM | best classical PSNR / SSIM |",
+            "|---|---:|---:|---:|",
+        ]
+        for group, r in dgfn["by_group"].items():
+            b = best["by_group"][group]
+            lines.append(f"| {group} | {r['images']} | {r['psnr']:.2f} / {r['ssim']:.3f} | {b['psnr']:.2f} / {b['ssim']:.3f} |")
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -25,6 +25,13 @@ def test_benchmark_selects_on_validation_and_writes_table_json_and_figures(tmp_p
     saved = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert saved["summary"] == results["summary"]
     assert "| DGFN (ours) |" in (tmp_path / "out" / "bench.md").read_text()
+    # per-group scores: the groups partition the test split, and their image-weighted mean is the overall mean
+    groups = results["methods"]["DGFN (ours)"]["by_group"]
+    assert sum(g["images"] for g in groups.values()) == 3
+    weighted = sum(g["images"] * g["psnr"] for g in groups.values()) / 3
+    assert abs(weighted - results["methods"]["DGFN (ours)"]["psnr"]) < 1e-9
+    assert all(" + " in name for name in groups)
+    assert "| group | images |" in (tmp_path / "out" / "bench.md").read_text()
     assert (tmp_path / "out" / "crops.png").stat().st_size > 0 and (tmp_path / "out" / "wild.png").stat().st_size > 0
 
 
@@ -39,3 +46,19 @@ def test_paired_timing_warms_up_then_interleaves_every_method():
     assert calls[:6] == ["a", "a", "b", "b", "c", "c"]  # warm-up, per method
     assert calls[6:] == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]  # rounds alternate their order
     assert set(result) == {"a", "b", "c"} and all(v >= 0 for v in result.values())
+
+
+def test_score_by_group_means_each_group_and_checks_lengths():
+    import numpy as np
+    import pytest
+
+    from lrpe_hf.benchmarks.smoothing import score_by_group
+
+    target = np.full((8, 8, 3), 0.5, np.float32)
+    outs = [target, target + 0.1, target + 0.1]  # PSNR inf, 20 dB, 20 dB
+    result = score_by_group(outs, [target] * 3, ["b", "a", "a"])
+    assert list(result) == ["a", "b"]
+    assert result["a"]["images"] == 2 and abs(result["a"]["psnr"] - 20.0) < 1e-4
+    assert result["b"]["psnr"] == float("inf")
+    with pytest.raises(ValueError, match="2 groups"):
+        score_by_group(outs, [target] * 3, ["a", "b"])
