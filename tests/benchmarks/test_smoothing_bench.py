@@ -62,3 +62,19 @@ def test_score_by_group_means_each_group_and_checks_lengths():
     assert result["b"]["psnr"] == float("inf")
     with pytest.raises(ValueError, match="2 groups"):
         score_by_group(outs, [target] * 3, ["a", "b"])
+
+
+def test_isolated_timing_runs_each_method_in_its_own_process_and_names_a_failing_one():
+    import numpy as np
+    import pytest
+
+    from lrpe_hf.benchmarks.smoothing import bound_baseline, load_dgfn_runner, paired_seconds_per_megapixel
+
+    image = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    gf, gf_grid = BASELINES["GF (cv2 guidedFilter)"]
+    tv, tv_grid = BASELINES["TV (skimage denoise_tv_chambolle)"]
+    specs = {"GF": (bound_baseline, (gf, gf_grid[0])), "TV": (bound_baseline, (tv, tv_grid[0]))}
+    result = paired_seconds_per_megapixel(specs, image, warmup=1, rounds=2, isolate=True)
+    assert set(result) == {"GF", "TV"} and all(v > 0 for v in result.values())
+    with pytest.raises(RuntimeError, match="timing worker for 'broken' failed: OSError"):
+        paired_seconds_per_megapixel({"broken": (load_dgfn_runner, ("/nonexistent/model",))}, image, isolate=True)
