@@ -269,7 +269,8 @@ def run_smoothing_benchmark(model_dir, dataset=None, output_dir: str = "docs/res
     classical = {k: v for k, v in results["methods"].items() if k in baselines}
     best_psnr = max(classical, key=lambda k: classical[k]["psnr"])
     best_ssim = max(classical, key=lambda k: classical[k]["ssim"])
-    best_dgfn = max(dgfn_rows, key=lambda k: results["methods"][k]["psnr"])
+    # several DGFN checkpoints: the verdict uses the one with the best validation PSNR (never chosen on test)
+    best_dgfn = max(dgfn_rows, key=lambda k: results["methods"][k]["validation_psnr"])
     dgfn = results["methods"][best_dgfn]
     l0 = results["methods"].get("L0 (cv2 l0Smooth)")
     results["summary"] = {

@@ -11,10 +11,15 @@ from lrpe_hf.data.smoothing_pairs import build_smoothing_dataset
 def test_benchmark_selects_on_validation_and_writes_table_json_and_figures(tmp_path):
     torch.manual_seed(0)
     DgfnForImageSmoothing(DgfnConfig.from_preset("tiny")).save_pretrained(tmp_path / "model")
+    torch.manual_seed(1)
+    DgfnForImageSmoothing(DgfnConfig.from_preset("tiny")).save_pretrained(tmp_path / "model2")
     data = build_smoothing_dataset(0, 3, 3, seed=0, size=24)
     subset = {name: BASELINES[name] for name in ("GF (cv2 guidedFilter)", "FGS (cv2 fastGlobalSmootherFilter)")}
-    results = run_smoothing_benchmark(str(tmp_path / "model"), data, str(tmp_path / "out"), timing_size=32,
-                                      baselines=subset, num_crops=2)
+    results = run_smoothing_benchmark({"DGFN (ours)": str(tmp_path / "model"), "DGFN (other)": str(tmp_path / "model2")},
+                                      data, str(tmp_path / "out"), timing_size=32, baselines=subset, num_crops=2)
+    rows = ("DGFN (ours)", "DGFN (other)")
+    # of several DGFN checkpoints, the verdict takes the best on validation, not on test
+    assert results["summary"]["dgfn_row"] == max(rows, key=lambda r: results["methods"][r]["validation_psnr"])
     for name in ("GF (cv2 guidedFilter)", "DGFN (ours)", "DGFN (ours) + ground-truth guidance (oracle)", "input (no smoothing)"):
         assert name in results["methods"]
     gf = results["methods"]["GF (cv2 guidedFilter)"]
