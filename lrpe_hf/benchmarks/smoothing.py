@@ -2,8 +2,10 @@
 
 Protocol: every baseline's parameters are swept on the **validation** split (best mean PSNR), then the chosen
 setting is scored once on the **test** split (structure- and texture-disjoint from training). Quality: PSNR and SSIM
-against the structure-only target (scikit-image, data_range=1). Speed: seconds per megapixel on one larger test
-image, every method in the same process with the same thread count.
+against the structure-only target (scikit-image, data_range=1), overall and per group (structure kind + texture).
+Speed: seconds per megapixel on one larger test image, each method in a fresh process of its own with the same
+thread count, timed in interleaved rounds (`paired_seconds_per_megapixel`). With several DGFN checkpoints the
+verdict uses the one with the best validation PSNR.
 """
 
 from __future__ import annotations
@@ -61,19 +63,20 @@ def paired_seconds_per_megapixel(fns: dict, image: np.ndarray, warmup: int = 3, 
 
     Each method is first called `warmup` times. Then come `rounds` rounds that call every method once, in an order
     that alternates from round to round, so a change of machine load hits all of them alike; each method's figure
-    is the median of its rounds. (One warm-up call is not enough: OpenCV's `l0Smooth` took 4.1 s/MP on its second
-    call and 1.8-2.0 from the third on, in one process.)
+    is the median of its rounds.
 
     `fns` maps names to functions `image -> image`. With `isolate=True` they are instead *timing specs*
     `(factory, args)`, picklable, and each method runs in its own fresh process (`factory(*args)` builds the
-    function there), still one at a time and in interleaved rounds. Methods then cannot change each other's
-    process state: `l0Smooth` allocates about 780 MB of fresh pages per 512x512 call (190 k minor faults,
-    0.6 s of kernel time) in a process of its own, but reuses heap memory once PyTorch has raised glibc's
-    mmap threshold in the same process, which made it 2-3x faster there.
+    function there), still one at a time. Methods then cannot change each other's process state: `l0Smooth`
+    takes about 190 k minor page faults (0.6 s of kernel time) per 512x512 call in a process of its own, but
+    reuses heap memory once PyTorch has raised glibc's mmap threshold in the same process, and is 2-3x faster there.
     """
     if not isolate:
-        runners = {name: (lambda fn=fn: fn(image)) for name, fn in fns.items()}
-        return _timed_rounds(runners, warmup, rounds, image.shape)
+        for fn in fns.values():
+            for _ in range(warmup):
+                fn(image)
+        return _interleaved_medians({name: partial(_timed_call, fn, image) for name, fn in fns.items()},
+                                    rounds, image)
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -88,19 +91,8 @@ def paired_seconds_per_megapixel(fns: dict, image: np.ndarray, warmup: int = 3, 
             status = conn.recv()
             if status != "ready":
                 raise RuntimeError(f"timing worker for {name!r} failed: {status}")
-
-        def remote(conn):
-            conn.send("run")
-            return conn.recv()
-
-        runners = {name: (lambda conn=conn: remote(conn)) for name, (proc, conn) in workers.items()}
-        seconds = {name: [] for name in fns}
-        order = list(fns)
-        for r in range(rounds):
-            for name in order if r % 2 == 0 else order[::-1]:
-                seconds[name].append(runners[name]())
-        megapixels = image.shape[0] * image.shape[1] / 1e6
-        return {name: float(np.median(t)) / megapixels for name, t in seconds.items()}
+        return _interleaved_medians({name: partial(_remote_call, conn) for name, (proc, conn) in workers.items()},
+                                    rounds, image)
     finally:
         for proc, conn in workers.values():
             try:
@@ -112,19 +104,26 @@ def paired_seconds_per_megapixel(fns: dict, image: np.ndarray, warmup: int = 3, 
                 proc.kill()
 
 
-def _timed_rounds(runners: dict, warmup: int, rounds: int, shape) -> dict:
+def _timed_call(fn, image) -> float:
+    start = time.perf_counter()
+    fn(image)
+    return time.perf_counter() - start
+
+
+def _remote_call(conn) -> float:
+    conn.send("run")
+    return conn.recv()
+
+
+def _interleaved_medians(runners: dict, rounds: int, image) -> dict:
+    """`runners`: name -> function returning the seconds of one call. Rounds alternate their order; s/MP medians."""
     names = list(runners)
-    for name in names:
-        for _ in range(warmup):
-            runners[name]()
-    times = {name: [] for name in names}
+    seconds = {name: [] for name in names}
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            runners[name]()
-            times[name].append(time.perf_counter() - start)
-    megapixels = shape[0] * shape[1] / 1e6
-    return {name: float(np.median(t)) / megapixels for name, t in times.items()}
+            seconds[name].append(runners[name]())
+    megapixels = image.shape[0] * image.shape[1] / 1e6
+    return {name: float(np.median(t)) / megapixels for name, t in seconds.items()}
 
 
 def _timing_worker(conn, spec, image, warmup: int, threads: int) -> None:
@@ -144,9 +143,7 @@ def _timing_worker(conn, spec, image, warmup: int, threads: int) -> None:
         conn.send(f"{type(err).__name__}: {err}")
         return
     while conn.recv() == "run":
-        start = time.perf_counter()
-        fn(image)
-        conn.send(time.perf_counter() - start)
+        conn.send(_timed_call(fn, image))
 
 
 def bound_baseline(fn, params: dict):

@@ -225,8 +225,7 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
         # Reference rows above the budget (the softmax model's sizes with a costlier attention), not the target's.
         # Is a difference resolvable on this test split? Sign test over the images, pooled over the seeds.
         "searched_vs_baselines_sign_test": {
-            k: dict(zip(("searched_only", "baseline_only", "p_value"), paired_sign_test(_pooled(s), _pooled(v)).values()))
-            for k, v in rows.items() if k != "searched (mixed)"
+            k: _sign_test_row(paired_sign_test(_pooled(s), _pooled(v))) for k, v in rows.items() if k != "searched (mixed)"
         },
         "searched_vs_over_budget_rows": {
             k: {"better_accuracy": bool(s["test_accuracy_mean"] > v["test_accuracy_mean"]),
@@ -252,6 +251,10 @@ def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_s
     plot_pareto(records, front, out / "search_pareto.png", best["score_name"],
                 best=best, limit=budget)
     return report
+
+
+def _sign_test_row(test: dict) -> dict:
+    return {"searched_only": test["a_only"], "baseline_only": test["b_only"], "p_value": test["p_value"]}
 
 
 def _pooled(row) -> list[bool]:

@@ -165,13 +165,13 @@ class DgfnConfig(PretrainedConfig):
                     f"DgfnConfig: {name}={tuple(value)!r} needs {n_convs} entries, one per conv: one more than "
                     f"filter_channels={tuple(self.filter_channels)!r} (the last conv maps to the image channels)"
                 )
-        kernels = _check_positive_ints("filter_kernels", filter_kernels, length=n_convs)
+        kernels = _check_positive_ints("filter_kernels", filter_kernels)
         if any(k % 2 == 0 for k in kernels):
             raise ValueError(f"DgfnConfig: filter_kernels={kernels!r} must all be odd (same-size convolutions)")
         self.filter_kernels = list(kernels)
         self.filter_dilations = (
             None if filter_dilations is None
-            else list(_check_positive_ints("filter_dilations", filter_dilations, length=n_convs))
+            else list(_check_positive_ints("filter_dilations", filter_dilations))
         )
         self.use_batchnorm = bool(use_batchnorm)
         self.filter_output_batchnorm = bool(filter_output_batchnorm)

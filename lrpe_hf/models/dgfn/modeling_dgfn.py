@@ -394,6 +394,11 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
             target = labels.to(reconstruction.dtype)
             filter_loss = F.mse_loss(reconstruction, target)
             if cfg.filter_ssim_weight > 0:
+                if min(height, width) < 7:
+                    raise ValueError(
+                        f"filter_ssim_weight={cfg.filter_ssim_weight} needs labelled images of at least 7x7 (the SSIM "
+                        f"window), got {height}x{width}; use larger crops or set filter_ssim_weight=0"
+                    )
                 filter_loss = filter_loss + cfg.filter_ssim_weight * (1 - ssim(reconstruction, target))
         if texture_labels is not None and run_tpn and train_tpn and cfg.loss_weight_tpn > 0:
             texture_loss = F.mse_loss(texture_map, texture_labels)

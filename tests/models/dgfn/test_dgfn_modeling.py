@@ -130,6 +130,11 @@ def test_ssim_term_of_the_filter_loss():
     out = model(**inputs)
     mse = torch.nn.functional.mse_loss(out.reconstruction, inputs["labels"])
     torch.testing.assert_close(out.filter_loss, mse + 0.25 * (1 - ssim(out.reconstruction, inputs["labels"])))
+    small = batch(h=5, w=9)
+    with pytest.raises(ValueError, match="filter_ssim_weight=0.25 needs labelled images of at least 7x7"):
+        model(**small)
+    with torch.no_grad():  # without labels the size limit does not apply
+        assert model.eval()(pixel_values=small["pixel_values"]).reconstruction.shape == (2, 3, 5, 9)
 
 
 def test_class_balanced_bce_balances_and_stays_finite():
