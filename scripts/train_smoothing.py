@@ -17,6 +17,8 @@ def main():
     p.add_argument("--output_dir", default=defaults.output_dir)
     p.add_argument("--preset", default=defaults.preset, help="tsafn-vgg16 | small | tiny")
     p.add_argument("--config", default="{}", help="JSON overrides of DgfnConfig fields")
+    p.add_argument("--model_name_or_path", default=None,
+                   help="start from this saved DGFN (directory or Hub id) instead of a fresh --preset model")
     p.add_argument("--dataset_dir", default=None, help="a saved DatasetDict (default: generate one)")
     p.add_argument("--num_train", type=int, default=defaults.num_train)
     p.add_argument("--num_validation", type=int, default=defaults.num_validation)
@@ -37,6 +39,7 @@ def main():
         p.error("--steps and --learning_rates take 4 comma-separated values (tpn,spn,filter,joint)")
     cfg = SmoothingTrainingConfig(
         output_dir=a.output_dir, preset=a.preset, config_overrides=json.loads(a.config), dataset_dir=a.dataset_dir,
+        model_name_or_path=a.model_name_or_path,
         num_train=a.num_train, num_validation=a.num_validation, num_test=a.num_test, image_size=a.image_size,
         seed=a.seed, stage_steps=dict(zip(STAGES, steps)), stage_learning_rates=dict(zip(STAGES, lrs)),
         batch_size=a.batch_size, gradient_checkpointing=a.gradient_checkpointing,

@@ -25,6 +25,9 @@ class SmoothingTrainingConfig:
     output_dir: str = "outputs/dgfn-small"
     preset: str = "small"
     config_overrides: dict = field(default_factory=dict)
+    # start from a saved DGFN (a directory or a Hub id) instead of a fresh `preset` model; `config_overrides` are
+    # applied to its config (e.g. loss weights for a further joint stage)
+    model_name_or_path: str | None = None
     dataset_dir: str | None = None  # a DatasetDict saved with save_to_disk; generated when None
     save_dataset_dir: str | None = None  # where a generated dataset is saved (default: "<output_dir>-dataset")
     num_train: int = 2000
@@ -47,6 +50,13 @@ class SmoothingTrainingConfig:
         for stage, steps in self.stage_steps.items():
             if not isinstance(steps, int) or steps < 0:
                 raise ValueError(f"stage_steps[{stage!r}]={steps!r} must be an integer >= 0")
+        if self.model_name_or_path and Path(self.model_name_or_path).exists() and (
+            Path(self.model_name_or_path).resolve() == Path(self.output_dir).resolve()
+        ):
+            raise ValueError(
+                f"output_dir={self.output_dir!r} is the model training starts from (model_name_or_path); choose "
+                "another output_dir so the starting model is not overwritten"
+            )
 
 
 def load_or_build_dataset(cfg: SmoothingTrainingConfig):
@@ -129,7 +139,10 @@ def train_smoothing(cfg: SmoothingTrainingConfig) -> dict:
     splits = {name: data[name].with_transform(smoothing_batch_transform) for name in ("train", "validation", "test")}
     data_seconds = time.time() - t0
 
-    model = DgfnForImageSmoothing(DgfnConfig.from_preset(cfg.preset, **cfg.config_overrides))
+    if cfg.model_name_or_path:
+        model = DgfnForImageSmoothing.from_pretrained(cfg.model_name_or_path, **cfg.config_overrides)
+    else:
+        model = DgfnForImageSmoothing(DgfnConfig.from_preset(cfg.preset, **cfg.config_overrides))
     compute_metrics = make_compute_metrics()
     results = {"config": asdict(cfg), "data_seconds": round(data_seconds, 1), "stages": {}}
     for stage in STAGES:

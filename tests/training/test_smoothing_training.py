@@ -26,3 +26,31 @@ def test_staged_schedule_runs_through_trainer_and_saves(tmp_path):
 def test_bad_stage_names_are_rejected():
     with pytest.raises(ValueError, match="unknown stages"):
         SmoothingTrainingConfig(stage_steps={"tsafn": 1})
+
+
+def test_training_continues_from_a_saved_model_with_new_loss_weights(tmp_path):
+    import torch
+
+    from lrpe_hf.models.dgfn import DgfnForImageSmoothing
+
+    common = dict(num_train=16, num_validation=8, num_test=8, image_size=24, batch_size=4, eval_batch_size=8)
+    train_smoothing(SmoothingTrainingConfig(output_dir=str(tmp_path / "first"), preset="tiny",
+                                            stage_steps={"tpn": 0, "spn": 0, "filter": 2, "joint": 0}, **common))
+    first = DgfnForImageSmoothing.from_pretrained(tmp_path / "first")
+    train_smoothing(SmoothingTrainingConfig(
+        output_dir=str(tmp_path / "second"), model_name_or_path=str(tmp_path / "first"),
+        dataset_dir=str(tmp_path / "first-dataset"), config_overrides={"loss_weight_spn": 0.0},
+        stage_steps={"tpn": 0, "spn": 0, "filter": 0, "joint": 2}, **common,
+    ))
+    second = DgfnForImageSmoothing.from_pretrained(tmp_path / "second")
+    assert second.config.loss_weight_spn == 0.0 and first.config.loss_weight_spn == 0.2
+    # the texture network was untouched by the first run (filter stage) and trained by the second (joint)
+    assert not torch.equal(first.texture_network.fuse.weight, second.texture_network.fuse.weight)
+    # the structure network got no loss of its own but the reconstruction still trains it through the guidance
+    assert not torch.equal(first.structure_network.fuse.weight, second.structure_network.fuse.weight)
+
+
+def test_continuing_into_the_starting_directory_is_refused(tmp_path):
+    (tmp_path / "model").mkdir()
+    with pytest.raises(ValueError, match="starting model is not overwritten"):
+        SmoothingTrainingConfig(output_dir=str(tmp_path / "model" / "."), model_name_or_path=str(tmp_path / "model"))

@@ -81,6 +81,12 @@ class DgfnConfig(PretrainedConfig):
         filter_dilations (`tuple[int]`, *optional*): dilation of each of those convs; `None` means all 1, the spec's
             network. Dilated layers widen the receptive field at no cost in parameters or MACs, as in the
             context-aggregation networks used to approximate smoothing operators.
+        output_kernel_size (`int`, defaults to 0): with an odd size K >= 3, the filtering network also predicts, per
+            pixel, K*K softmax weights, and its output becomes the weighted average of its (residual or direct)
+            output over the K x K neighbourhood (dilated by `output_kernel_dilation`): a kernel-predicting output
+            layer. Averaging drives the local variance of flat regions to zero, which a per-pixel residual cannot do
+            exactly. 0 (default) is the spec's plain output.
+        output_kernel_dilation (`int`, defaults to 1): spacing of the K x K neighbourhood's taps.
         use_batchnorm (`bool`, defaults to `True`): BatchNorm in the TPN branches and the filtering network.
         filter_output_batchnorm (`bool`, defaults to `False`): BatchNorm on the filter's 3-channel output.
         predict_residual (`bool`, defaults to `False`): output = image + conv(...) instead of sigmoid(conv(...)).
@@ -122,6 +128,8 @@ class DgfnConfig(PretrainedConfig):
         filter_channels=(64, 32, 16),
         filter_kernels=(7, 5, 3, 5),
         filter_dilations=None,
+        output_kernel_size: int = 0,
+        output_kernel_dilation: int = 1,
         use_batchnorm: bool = True,
         filter_output_batchnorm: bool = False,
         predict_residual: bool = False,
@@ -173,6 +181,14 @@ class DgfnConfig(PretrainedConfig):
             None if filter_dilations is None
             else list(_check_positive_ints("filter_dilations", filter_dilations))
         )
+        if not isinstance(output_kernel_size, int) or isinstance(output_kernel_size, bool) or (
+            output_kernel_size != 0 and (output_kernel_size < 3 or output_kernel_size % 2 == 0)
+        ):
+            raise ValueError(
+                f"DgfnConfig: output_kernel_size={output_kernel_size!r} must be 0 (off) or an odd integer >= 3"
+            )
+        self.output_kernel_size = output_kernel_size
+        self.output_kernel_dilation = _check_positive_ints("output_kernel_dilation", (output_kernel_dilation,))[0]
         self.use_batchnorm = bool(use_batchnorm)
         self.filter_output_batchnorm = bool(filter_output_batchnorm)
         self.predict_residual = bool(predict_residual)

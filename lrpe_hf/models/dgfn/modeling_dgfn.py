@@ -9,6 +9,7 @@ every output is cropped back to the input size.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ...ops.image_quality import ssim
+from ...ops.kernel_prediction import weighted_neighbourhood_average
 from ..modeling_common import AtomicSaveMixin
 from .configuration_dgfn import DgfnConfig
 
@@ -206,10 +208,19 @@ class GuidedFilteringNetwork(nn.Module):
         self.out_conv.is_filter_output = True  # read by _init_weights
         self.out_norm = nn.BatchNorm2d(config.num_channels) if config.filter_output_batchnorm else nn.Identity()
         self.predict_residual = config.predict_residual
+        self.kernel_size, self.kernel_dilation = config.output_kernel_size, config.output_kernel_dilation
+        if self.kernel_size:
+            self.kernel_conv = nn.Conv2d(widths[-1], self.kernel_size**2, k[-1], padding=d[-1] * (k[-1] // 2),
+                                         dilation=d[-1])
+            self.kernel_conv.is_kernel_logits = True  # read by _init_weights
 
     def forward(self, pixel_values: torch.Tensor, texture_map: torch.Tensor, structure_map: torch.Tensor) -> torch.Tensor:
-        out = self.out_norm(self.out_conv(self.blocks(torch.cat([pixel_values, texture_map, structure_map], dim=1))))
-        return pixel_values + out if self.predict_residual else torch.sigmoid(out)
+        hidden = self.blocks(torch.cat([pixel_values, texture_map, structure_map], dim=1))
+        out = self.out_norm(self.out_conv(hidden))
+        out = pixel_values + out if self.predict_residual else torch.sigmoid(out)
+        if self.kernel_size:
+            out = weighted_neighbourhood_average(out, self.kernel_conv(hidden).softmax(dim=1), self.kernel_dilation)
+        return out
 
 
 class DgfnPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
@@ -242,6 +253,12 @@ class DgfnPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
             else:
                 init.normal_(module.weight, std=self.config.initializer_range)
             init.zeros_(module.bias)
+        if isinstance(module, nn.Conv2d) and getattr(module, "is_kernel_logits", False):
+            # start close to the identity: the centre tap gets 90 % of the weight, the others share the rest
+            taps = module.out_channels
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+            module.bias[taps // 2] = math.log(0.9 * (taps - 1) / 0.1)
         if isinstance(module, StructurePredictionNetwork):
             init.constant_(module.fuse.weight, self.config.spn_fuse_init)
             init.zeros_(module.fuse.bias)

@@ -43,6 +43,9 @@ def batch(b=2, h=21, w=34, seed=0):
         ("spn_width_multiplier", 0.0),
         ("tpn_scales", (1, 0)),
         ("padding_mode", "wrap"),
+        ("output_kernel_size", 4),
+        ("output_kernel_size", 1),
+        ("output_kernel_dilation", 0),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value):
@@ -120,6 +123,34 @@ def test_dilated_deeper_filter_widens_the_receptive_field_at_equal_parameters():
             net = nets[name]
             delta = (net(moved, tex, edge) - net(image, tex, edge))[..., 16, 16].abs().max()
             assert (delta > 0) == reaches, name
+
+
+def test_kernel_predicting_output_smooths_a_flat_region_and_loads_into_a_plain_checkpoint(tmp_path):
+    plain = make_model(predict_residual=True).eval()
+    plain.save_pretrained(tmp_path / "plain")
+    model = DgfnForImageSmoothing.from_pretrained(tmp_path / "plain", output_kernel_size=3).eval()
+    assert model.config.output_kernel_size == 3 and plain.config.output_kernel_size == 0
+    # only the new kernel-logit conv is new; it starts with 90 % of the weight on the centre tap
+    torch.testing.assert_close(model.filter_network.out_conv.weight, plain.filter_network.out_conv.weight)
+    x = torch.full((1, 3, 20, 20), 0.5)
+    x[..., ::2, :] += 0.1  # a flat region with a stripe texture
+    with torch.no_grad():
+        before = plain(pixel_values=x).reconstruction
+        after = model(pixel_values=x).reconstruction
+        for size in ((1, 1), (5, 7), (33, 18)):  # any size keeps its shape
+            assert model(pixel_values=torch.rand(1, 3, *size)).reconstruction.shape == (1, 3, *size)
+    assert after.shape == x.shape
+    # averaging over the neighbourhood lowers the stripes' amplitude: 0.9 centre + 0.1 spread over 8 taps
+    assert after[..., 2:-2, 2:-2].std() < 0.95 * before[..., 2:-2, 2:-2].std()
+    model.save_pretrained(tmp_path / "kernel")
+    reloaded = DgfnForImageSmoothing.from_pretrained(tmp_path / "kernel").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pixel_values=x).reconstruction, after)
+    # the loss trains the kernel logits
+    model.train()
+    out = model(**batch())
+    out.loss.backward()
+    assert model.filter_network.kernel_conv.weight.grad.abs().sum() > 0
 
 
 def test_ssim_term_of_the_filter_loss():
