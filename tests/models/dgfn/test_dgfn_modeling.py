@@ -334,7 +334,16 @@ def test_peft_lora_on_the_convolutions(tmp_path):
 
 
 def test_residual_filter_starts_as_the_identity():
-    model = DgfnForImageSmoothing(DgfnConfig.from_preset("small")).eval()
     x = torch.rand(1, 3, 16, 24)
+    model = DgfnForImageSmoothing(DgfnConfig.from_preset("small", output_kernel_size=0)).eval()
     with torch.no_grad():
         torch.testing.assert_close(model(pixel_values=x).reconstruction, x)
+    # with the preset's kernel output it starts as a normalised 5x5 filter with 90 % on the centre tap: a flat image
+    # passes unchanged, a textured one keeps its mean
+    model = DgfnForImageSmoothing(DgfnConfig.from_preset("small")).eval()
+    flat = torch.full((1, 3, 16, 24), 0.3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values=flat).reconstruction, flat)
+        out = model(pixel_values=x).reconstruction
+    assert 0 < (out - x).abs().max() < 0.1
+    torch.testing.assert_close(out[..., 2:-2, 2:-2].mean(), x[..., 2:-2, 2:-2].mean(), atol=0.01, rtol=0)
