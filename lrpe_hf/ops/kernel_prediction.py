@@ -22,6 +22,9 @@ def weighted_neighbourhood_average(image: torch.Tensor, weights: torch.Tensor, d
         raise ValueError(f"weights {tuple(weights.shape)} do not match image {tuple(image.shape)}")
     reach = dilation * (size // 2)
     height, width = image.shape[-2:]
+    # plain NCHW: each tap's weight plane and each shifted image view is then a dense stride-1 slice (a channels-last
+    # tensor takes 2-3x longer here on CPU)
+    image, weights = image.contiguous(), weights.contiguous()
     padded = F.pad(image, (reach, reach, reach, reach), mode="replicate")
     out = None
     for index in range(taps):
