@@ -301,13 +301,15 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 
 def test_peft_lora_on_the_convolutions(tmp_path):
     peft = pytest.importorskip("peft")
-    model = make_model()
+    model = make_model(output_kernel_size=3, predict_residual=True)  # the small preset's kind of output
     # BatchNorm running statistics change while training and are not LoRA weights: save the norms with the adapter
-    lora = peft.LoraConfig(r=2, lora_alpha=4, target_modules=["conv", "out_conv"], lora_dropout=0.0, modules_to_save=["norm"])
+    lora = peft.LoraConfig(r=2, lora_alpha=4, target_modules=["conv", "out_conv", "kernel_conv"], lora_dropout=0.0,
+                           modules_to_save=["norm"])
     peft_model = peft.get_peft_model(model, lora)
     trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n or "modules_to_save" in n for n in trainable)
     assert any("filter_network.out_conv.lora_A" in n for n in trainable)
+    assert any("filter_network.kernel_conv.lora_B" in n for n in trainable)
     assert any("structure_network.stages.0.convs.0.conv.lora_A" in n for n in trainable)
     inputs = batch(h=16, w=16)
     opt = torch.optim.Adam([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
@@ -325,7 +327,7 @@ def test_peft_lora_on_the_convolutions(tmp_path):
     with torch.no_grad():
         expected = peft_model(pixel_values=x).reconstruction
     peft_model.save_pretrained(tmp_path / "adapter")
-    base = make_model()
+    base = make_model(output_kernel_size=3, predict_residual=True)
     reloaded = peft.PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(pixel_values=x).reconstruction, expected)
