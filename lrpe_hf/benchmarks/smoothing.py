@@ -162,7 +162,9 @@ def dgfn_smoother(model, batch_size: int = 16):
     """A function `list of (H, W, 3) arrays -> list of smoothed arrays` (batched when sizes agree)."""
     import torch
 
-    model.eval().to(memory_format=torch.channels_last)  # as SmoothingPipeline runs it
+    from ..models.dgfn import fold_batchnorm
+
+    model = fold_batchnorm(model).to(memory_format=torch.channels_last)  # as SmoothingPipeline runs it
 
     @torch.inference_mode()
     def run(images: list[np.ndarray]) -> list[np.ndarray]:
@@ -321,6 +323,7 @@ def _oracle(model, dataset) -> list[np.ndarray]:
 
     rows = dataset["test"]
     outs = []
+    model.eval()
     with torch.inference_mode():
         for i in range(len(rows)):
             r = rows[i]

@@ -10,6 +10,7 @@ from .modeling_dgfn import (
     StructurePredictionNetwork,
     TexturePredictionNetwork,
     class_balanced_bce_with_logits,
+    fold_batchnorm,
 )
 
 CONFIG_CLASS = DgfnConfig
@@ -26,4 +27,5 @@ __all__ = [
     "StructurePredictionNetwork",
     "TexturePredictionNetwork",
     "class_balanced_bce_with_logits",
+    "fold_batchnorm",
 ]

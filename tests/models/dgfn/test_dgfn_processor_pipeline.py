@@ -86,3 +86,64 @@ def test_smoothing_pipeline_inputs_and_outputs(model, tmp_path):
     assert [o.size for o in outs] == [(27, 19), (27, 19)]
     np.testing.assert_array_equal(np.asarray(outs[0]), np.asarray(outs[1]))
     assert lrpe_hf.SmoothingPipeline is SmoothingPipeline
+
+
+def _randomise_batchnorm(model):
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                for t, lo, hi in ((module.running_mean, -0.5, 0.5), (module.running_var, 0.5, 2.0),
+                                  (module.weight, 0.5, 1.5), (module.bias, -0.2, 0.2)):
+                    t.copy_(torch.rand(t.shape, generator=g) * (hi - lo) + lo)
+
+
+def test_fold_batchnorm_gives_the_same_outputs_and_leaves_the_model_alone(tmp_path):
+    from lrpe_hf.models.dgfn import fold_batchnorm
+
+    torch.manual_seed(0)
+    config = DgfnConfig.from_preset("tiny", spn_batchnorm=True, filter_output_batchnorm=True,
+                                    tpn_output_batchnorm=True, output_kernel_size=3, predict_residual=True)
+    model = DgfnForImageSmoothing(config)
+    _randomise_batchnorm(model)
+    model.train()
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert norms == 4 + 1 + 5 + 3 + 1  # TPN branches + its output BN, SPN stages, filter hidden convs + output BN
+    folded = fold_batchnorm(model)
+    assert model.training and not folded.training
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == norms  # untouched
+    model.eval()
+    x = torch.rand(2, 3, 37, 29)
+    with torch.no_grad():
+        expected, got = model(pixel_values=x), folded(pixel_values=x)
+    for name in ("reconstruction", "texture_map", "structure_map"):
+        torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="inference-only copy"):
+        folded.save_pretrained(tmp_path / "folded")
+    assert not (tmp_path / "folded").exists()
+    folded.train()
+    with pytest.raises(ValueError, match="inference-only copy"):
+        folded(pixel_values=x)
+
+
+def test_pipeline_runs_a_folded_copy_and_follows_later_weight_changes():
+    torch.manual_seed(0)
+    model = DgfnForImageSmoothing(DgfnConfig.from_preset("tiny", predict_residual=True, output_kernel_size=3))
+    _randomise_batchnorm(model)
+    model.train()
+    pipe = SmoothingPipeline(model)
+    image = np.random.default_rng(4).random((20, 24, 3)).astype(np.float32)
+    first = pipe.smooth(image).image
+    # the user's model keeps its mode and memory layout
+    assert model.training
+    assert model.filter_network.out_conv.weight.is_contiguous()
+    with torch.no_grad():
+        model.eval()
+        expected = model(pixel_values=torch.from_numpy(image).permute(2, 0, 1)[None]).reconstruction
+        model.train()
+    np.testing.assert_allclose(first, expected[0].clamp(0, 1).permute(1, 2, 0).numpy(), atol=1e-5)
+    with torch.no_grad():  # an in-place change, as an optimizer step makes: the pipeline sees it
+        model.filter_network.out_conv.bias.add_(0.05)
+    second = pipe.smooth(image).image
+    assert np.abs(second - first).max() > 0.01
