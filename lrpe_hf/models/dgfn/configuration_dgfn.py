@@ -20,9 +20,9 @@ PRESETS: dict[str, dict] = {
     # A quarter-width HED (with BN: trained from scratch) for CPU training in minutes. Each choice was measured on the
     # validation split (README, "Image smoothing"): residual output learns fastest; a small SSIM term (+0.017 SSIM
     # with ground-truth guidance); a deeper dilated filter (35 px receptive field, same MACs); a kernel-predicting
-    # output (the filter's residual output averaged with per-pixel weights over 5x5 taps 2 px apart); and a reconstruction-led joint loss
-    # (auxiliary TPN/SPN terms 50x / 200x below the reconstruction: with 0.6/0.2/0.2 the edge BCE dominates the
-    # joint gradient and the guidance networks never learn to serve the filter).
+    # output (the residual output averaged with per-pixel weights over 5x5 taps 2 px apart); and a
+    # reconstruction-led joint loss (auxiliary TPN/SPN terms 50x / 200x below the reconstruction: with 0.6/0.2/0.2
+    # the edge BCE dominates the loss that trains the guidance networks, and they hardly learn to serve the filter).
     "small": {
         "spn_width_multiplier": 0.25,
         "spn_stage_depths": (2, 2, 2, 2, 2),
