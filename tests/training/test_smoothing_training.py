@@ -34,7 +34,9 @@ def test_training_continues_from_a_saved_model_with_new_loss_weights(tmp_path):
     from lrpe_hf.models.dgfn import DgfnForImageSmoothing
 
     common = dict(num_train=16, num_validation=8, num_test=8, image_size=24, batch_size=4, eval_batch_size=8)
+    # a non-preset field in the first model's config shows that the second run starts from it, not from a preset
     train_smoothing(SmoothingTrainingConfig(output_dir=str(tmp_path / "first"), preset="tiny",
+                                            config_overrides={"tpn_resample": "nearest"},
                                             stage_steps={"tpn": 0, "spn": 0, "filter": 2, "joint": 0}, **common))
     first = DgfnForImageSmoothing.from_pretrained(tmp_path / "first")
     train_smoothing(SmoothingTrainingConfig(
@@ -44,6 +46,8 @@ def test_training_continues_from_a_saved_model_with_new_loss_weights(tmp_path):
     ))
     second = DgfnForImageSmoothing.from_pretrained(tmp_path / "second")
     assert second.config.loss_weight_spn == 0.0 and first.config.loss_weight_spn == 0.2
+    assert second.config.tpn_resample == "nearest"
+    # (weights cannot show this: a fresh preset model gets the same seeded initialisation as the first run's)
     # the texture network was untouched by the first run (filter stage) and trained by the second (joint)
     assert not torch.equal(first.texture_network.fuse.weight, second.texture_network.fuse.weight)
     # the structure network got no loss of its own but the reconstruction still trains it through the guidance

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -469,19 +470,6 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
         )
 
 
-def _conv_with_batchnorm_folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
-    """The convolution `norm(conv(x))` computes in eval mode, as one conv with a bias."""
-    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                       padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
-                       padding_mode=conv.padding_mode).to(device=conv.weight.device, dtype=conv.weight.dtype)
-    with torch.no_grad():
-        folded.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-        folded.bias.copy_(norm.bias + (bias - norm.running_mean) * scale)
-    return folded
-
-
 def fold_batchnorm(model: DgfnForImageSmoothing) -> DgfnForImageSmoothing:
     """An inference-only copy of `model` in eval mode with every BatchNorm that follows a convolution folded into it.
 
@@ -496,7 +484,7 @@ def fold_batchnorm(model: DgfnForImageSmoothing) -> DgfnForImageSmoothing:
     for owner, conv_name, norm_name in pairs:
         conv, norm = getattr(owner, conv_name), getattr(owner, norm_name)
         if type(conv) is nn.Conv2d and type(norm) is nn.BatchNorm2d and norm.track_running_stats:
-            setattr(owner, conv_name, _conv_with_batchnorm_folded(conv, norm))
+            setattr(owner, conv_name, fuse_conv_bn_eval(conv, norm))
             setattr(owner, norm_name, nn.Identity())
     folded.batchnorm_folded = True
     return folded
