@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all test-compat lock bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +36,14 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "" tests
 
+# The version matrix: throwaway environments for the oldest declared Transformers and the newest releases on the
+# index, each running every test that touches Transformers (tests/compat/matrix.py; report in .cache/compat/).
+test-compat: $(STAMP)
+	$(PY) tests/compat/matrix.py
+
+# Rewrite constraints.txt from the current environment (after a green `make test` and `make test-compat`).
+lock: $(STAMP)
+	$(PY) tests/compat/lock.py
+
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) outputs .cache/compat

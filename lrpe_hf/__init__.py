@@ -23,6 +23,25 @@ MODEL_TYPES: dict[str, str] = {
 }
 
 
+def _warn_if_unverified_transformers() -> None:
+    """Warn once, at import, when the installed Transformers is outside the range the version matrix verifies."""
+    import warnings
+
+    import transformers
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    from .version import SUPPORTED_TRANSFORMERS
+
+    if Version(transformers.__version__) not in SpecifierSet(SUPPORTED_TRANSFORMERS):
+        warnings.warn(
+            f"lrpe_hf {__version__} is verified with transformers{SUPPORTED_TRANSFORMERS}, but transformers "
+            f"{transformers.__version__} is installed; generation and loading may misbehave",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _register_all() -> None:
     import transformers
 
@@ -37,10 +56,10 @@ def _register_all() -> None:
             transformers.AutoImageProcessor.register(config_class, image_processor_classes={"pil": processor})
 
 
+_warn_if_unverified_transformers()
 _register_all()
 
 from .models.lrpe import (  # noqa: E402
-    LrpeCache,
     LrpeConfig,
     LrpeForCausalLM,
     LrpeForMaskedLM,

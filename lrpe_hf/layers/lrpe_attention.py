@@ -12,8 +12,9 @@ Linear attention (fairseq-evo ``LinearKernelAttention`` order, spec section 5)::
 Softmax attention applies the same position transform (no feature map) and then scaled dot-product attention, so a
 softmax model of identical size is one flag away.
 
-A cache object (duck-typed, see ``lrpe_hf.models.lrpe.modeling_lrpe.LrpeCache``) carries the recurrent state of
-linear layers and the growing keys/values of softmax layers between calls.
+Between calls, Transformers' ``Cache`` (``DynamicCache(config=...)``, one layer per ``config.layer_types`` entry)
+carries the recurrent state of linear layers (``get_/update_recurrent_state``) and the growing keys/values of
+softmax layers (``update``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class LrpeAttention(nn.Module):
     """Attention layer configured by an ``LrpeConfig``-like object (fields documented there).
 
     Shapes: ``hidden_states (batch, n, hidden)``, ``positions (batch, n)`` (0-based absolute),
-    ``key_mask (batch, n)`` (1 = real token, 0 = padding) or None.
+    ``key_mask (batch, n)`` or ``(batch, past + n)`` (1 = real token, 0 = padding; linear layers read the last n
+    columns, softmax layers need all keys') or None.
     """
 
     def __init__(self, config, layer_idx: int = 0):
@@ -106,7 +108,7 @@ class LrpeAttention(nn.Module):
     def _linear(self, q, k, v, positions, key_mask, cache, causal):
         q = self.position_encoding(feature_map(q, self.feature_map), positions)
         k = self.position_encoding(feature_map(k, self.feature_map), positions)
-        km = None if key_mask is None else key_mask[:, None, :]  # broadcast over heads
+        km = None if key_mask is None else key_mask[:, None, -q.shape[-2]:]  # the new tokens; broadcast over heads
         decay = self.position_encoding.decay
         if not causal:
             if cache is not None:
@@ -134,7 +136,10 @@ class LrpeAttention(nn.Module):
         if cache is None:
             return out
         out, state = out
-        cache.update_recurrent_state(self.layer_idx, state, q.shape[-2])
+        cache.update_recurrent_state(state, self.layer_idx)
+        # Transformers 5.23-5.24 set has_previous_state only in update_conv_state; without it get_recurrent_state
+        # returns None and every step would restart from an empty state.
+        cache.layers[self.layer_idx].has_previous_state[0] = True
         return out
 
     def _bidirectional_decayed(self, q, k, v, decay, key_mask):
@@ -167,8 +172,13 @@ class LrpeAttention(nn.Module):
         if cache is not None:
             if not causal:
                 raise ValueError("bidirectional attention has no cache (use_cache must be False)")
-            past = cache.get_seq_length(self.layer_idx)
-            k, v, key_mask = cache.update_key_value(self.layer_idx, k, v, key_mask)
+            past = cache.layers[self.layer_idx].get_seq_length() if self.layer_idx < len(cache.layers) else 0
+            k, v = cache.update(k, v, self.layer_idx)
+        if key_mask is not None and key_mask.shape[-1] != k.shape[-2]:
+            raise ValueError(
+                f"softmax attention over {k.shape[-2]} cached + new keys needs the attention_mask of the whole "
+                f"sequence (batch, {k.shape[-2]}), got one of length {key_mask.shape[-1]}"
+            )
         scale = 1.0 / math.sqrt(self.head_dim)
         dropout = self.attention_dropout if self.training else 0.0
         if key_mask is None and past == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import warnings
 import os
 import shutil
 import tempfile
@@ -97,3 +98,72 @@ class AtomicSaveMixin:
         loaded = model[0] if isinstance(model, tuple) else model  # output_loading_info=True
         check_version_compatible(getattr(loaded.config, VERSION_KEY, None), source=f"config of {path}")
         return model
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The generation cache across Transformers releases
+# ---------------------------------------------------------------------------------------------------------------
+def _cache_field_name() -> str:
+    """The name Transformers gives the generation cache: ``cache`` since 5.24, ``past_key_values`` before.
+
+    Read from the output dataclass that ``generate`` reads the cache back from, so it follows the installed release
+    rather than a version number.
+    """
+    import dataclasses
+
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    names = {field.name for field in dataclasses.fields(CausalLMOutputWithPast)}
+    return "cache" if "cache" in names else "past_key_values"
+
+
+#: Keyword under which this Transformers release passes the cache to ``forward`` and reads it from outputs.
+CACHE_NAME = _cache_field_name()
+
+
+def resolve_cache(cache=None, past_key_values=None, kwargs: dict | None = None):
+    """One cache from the names a caller may use: ``cache``, or the older ``past_key_values``/``cache_params``
+    (Transformers' names before 5.24, still in user code), which warn as deprecated where the release says ``cache``.
+    ``cache_params`` is taken out of ``kwargs``. Two caches at once are refused rather than one silently dropped."""
+    given = {"cache": cache, "past_key_values": past_key_values}
+    if kwargs is not None and "cache_params" in kwargs:
+        given["cache_params"] = kwargs.pop("cache_params")
+    passed = {name: value for name, value in given.items() if value is not None}
+    if len(passed) > 1:
+        raise ValueError(f"pass the cache once: as `cache` (or one older name), not {' and '.join(passed)}")
+    for old in passed.keys() - {CACHE_NAME}:
+        if CACHE_NAME == "cache":
+            warnings.warn(f"`{old}` is deprecated, pass the cache as `cache`", FutureWarning, stacklevel=3)
+    return next(iter(passed.values()), None)
+
+
+def cache_output(cache) -> dict:
+    """``{name: cache}`` for an output dataclass, under the name the installed release reads."""
+    return {CACHE_NAME: cache}
+
+
+def reject_unknown_kwargs(owner: str, kwargs: dict, allowed: tuple[str, ...] = ()) -> dict:
+    """Refuse keyword arguments a ``forward`` does not understand instead of swallowing them.
+
+    A state-carrying argument renamed by a Transformers release (5.24: ``past_key_values`` -> ``cache``) used to
+    vanish into ``**kwargs`` and generation silently restarted from an empty state; now it raises. ``allowed`` names
+    the extra arguments Transformers legitimately passes (e.g. the Trainer's ``num_items_in_batch``); they are
+    returned for the caller to use.
+    """
+    unknown = sorted(key for key in kwargs if key not in allowed)
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        raise TypeError(
+            f"{owner}.forward() got unexpected keyword argument(s) {names}; it accepts its named parameters"
+            + (f" and {', '.join(repr(a) for a in allowed)}" if allowed else "")
+        )
+    return kwargs
+
+
+def refuse_output_attentions(owner: str, output_attentions) -> None:
+    """Linear attention never forms the (seq x seq) attention matrix, so there are no weights to return."""
+    if output_attentions:
+        raise ValueError(
+            f"{owner} cannot return attention weights (output_attentions=True): its linear-attention layers never "
+            "form the attention matrix; use output_hidden_states=True for per-layer outputs"
+        )

@@ -187,7 +187,9 @@ def apply_p(x: torch.Tensor, p: str, householder_v: torch.Tensor | None = None) 
         if householder_v.shape[-1] != x.shape[-1]:
             raise ValueError(f"householder_v has dim {householder_v.shape[-1]}, x has {x.shape[-1]}")
         v = householder_v.to(x.dtype)
-        v = v / (v.norm(dim=-1, keepdim=True) + 1e-6)  # renormalised on every call (learned v drifts)
+        # Renormalised on every call (a learned v drifts), exactly: an epsilon added to the norm would make P a
+        # slightly shrunken, non-orthogonal map (arXiv 2307.09270 needs P unitary for the relative property).
+        v = v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
         return x - 2.0 * (x * v).sum(-1, keepdim=True) * v
     if p == "dct":
         return x @ dct_matrix(x.shape[-1], dtype=x.dtype, device=x.device).T

@@ -496,7 +496,7 @@ def run_clm(model_args: ModelArguments, data_args: DataTrainingArguments, run_ar
     n_params = sum(p.numel() for p in model.parameters())
     results: dict = {"model_type": model.config.model_type, "num_parameters": n_params, "block_size": block_size}
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=checkpoint, ignore_keys_for_eval=["past_key_values"])
+        train_result = trainer.train(resume_from_checkpoint=checkpoint, ignore_keys_for_eval=["cache", "past_key_values"])
         trainer.save_model()  # model + tokenizer (processing_class), safetensors
         metrics = dict(train_result.metrics)
         metrics["train_samples"] = len(lm_datasets["train"])
@@ -505,7 +505,7 @@ def run_clm(model_args: ModelArguments, data_args: DataTrainingArguments, run_ar
         trainer.save_state()
         results.update(metrics)
     if training_args.do_eval:
-        metrics = trainer.evaluate(ignore_keys=["past_key_values"])
+        metrics = trainer.evaluate(ignore_keys=["cache", "past_key_values"])
         metrics["eval_samples"] = len(lm_datasets["validation"])
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)

@@ -633,7 +633,7 @@ def run_one(out: str | Path, settings: CompareSettings, encoding: str, task: str
     if checkpoint:
         logger.info("%s/%s/seed%d: resuming from %s", task, encoding, seed, checkpoint)
     t0 = time.perf_counter()
-    train_output = trainer.train(resume_from_checkpoint=checkpoint, ignore_keys_for_eval=["past_key_values"])
+    train_output = trainer.train(resume_from_checkpoint=checkpoint, ignore_keys_for_eval=["cache", "past_key_values"])
     train_seconds = time.perf_counter() - t0
     model.save_pretrained(str(run_dir / "model"))
 

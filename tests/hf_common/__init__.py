@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMON_DIR = ROOT / ".cache" / "transformers_common"
+def _common_dir() -> Path:
+    import transformers
+
+    return ROOT / ".cache" / "transformers_common" / transformers.__version__  # written by fetch_common_tests.py
+
+
+COMMON_DIR = _common_dir()
 
 # Auto class -> the static *_MAPPING_NAMES dict the common tests consult ("is this a base model?", "labels?").
 _MAPPING_NAMES = {

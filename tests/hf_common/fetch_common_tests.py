@@ -2,7 +2,7 @@
 
 They ship in the ``tests/`` folder of the Transformers source distribution, not in the wheel, so this script
 downloads the sdist with pip (never committed to this repository), extracts ``test_modeling_common.py`` and
-``test_configuration_common.py`` into ``.cache/transformers_common/transformers_tests/`` and writes three small
+``test_configuration_common.py`` into ``.cache/transformers_common/<version>/transformers_tests/`` and writes three small
 stand-ins for modules the sdist lacks: a no-op ``GenerationTesterMixin`` (only an inheritance check uses it), a
 no-op ``ExportTesterMixin`` (a base of ModelTesterMixin) and ``config_common_kwargs`` with values that differ from
 the v5 defaults. ``tests/hf_common`` skips with a clear reason when this folder is missing.
@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DEST = ROOT / ".cache" / "transformers_common"
+COMMON_ROOT = ROOT / ".cache" / "transformers_common"  # one sub-folder per Transformers version (the compat matrix
+# runs several versions from one checkout)
 WANTED = ("tests/test_modeling_common.py", "tests/test_configuration_common.py")
 
 STUB_GENERATION = '''"""Stand-in: the real GenerationTesterMixin is not in the sdist's tests we extract."""
@@ -54,6 +55,7 @@ def main() -> int:
     import transformers
 
     version = transformers.__version__
+    DEST = COMMON_ROOT / version
     stamp = DEST / f"version-{version}"
     if stamp.exists():
         print(f"transformers {version} common tests already in {DEST.relative_to(ROOT)}")

@@ -52,9 +52,8 @@ def test_norm_preserved_and_position_zero_is_p_only(core, p):
     x = torch.randn(2, 9, 8, dtype=torch.float64, generator=gen)
     kw = _params(8, gen)
     y = lrpe(x, torch.arange(9), core=core, p=p, **kw)
-    # v / (|v| + 1e-6), as in the authors' code, leaves the Householder P orthogonal only to ~1e-6
-    tol = 1e-5 if p == "householder" else 1e-12
-    torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1), rtol=tol, atol=tol)
+    # every P is orthogonal to float64 precision (the Householder vector is normalised exactly, no epsilon)
+    torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1), rtol=1e-12, atol=1e-12)
     px = apply_p(x, p, kw["householder_v"])
     y0 = lrpe(x[:, :1], torch.zeros(1, dtype=torch.long), core=core, p=p, **kw)
     expected = torch.cat([px[:, :1], torch.zeros_like(px[:, :1])], -1) if core == "unitary" else px[:, :1]
@@ -199,3 +198,19 @@ def test_permutation_table_limit_and_errors():
         lrpe(x, torch.arange(4), core="rotation", p="householder")
     with pytest.raises(ValueError, match="length l"):
         lrpe_theta(6, "rotation", "b")
+
+
+@pytest.mark.parametrize("dim", [4, 16, 64])
+def test_householder_p_is_an_exact_reflection(dim):
+    """P = I - 2 v v^T / |v|^2 must be orthogonal and symmetric to float64 precision (no epsilon in the norm),
+    for short and long v alike."""
+    from lrpe_hf.ops.lrpe import apply_p
+
+    g = torch.Generator().manual_seed(dim)
+    for scale in (1e-3, 1.0, 1e3):
+        v = scale * torch.randn(dim, generator=g, dtype=torch.float64)
+        p = apply_p(torch.eye(dim, dtype=torch.float64), "householder", v)  # rows are P e_i = columns of P
+        torch.testing.assert_close(p @ p.T, torch.eye(dim, dtype=torch.float64), atol=1e-12, rtol=0)
+        torch.testing.assert_close(p, p.T, atol=1e-12, rtol=0)
+        u = v / v.norm()
+        torch.testing.assert_close(p, torch.eye(dim, dtype=torch.float64) - 2 * torch.outer(u, u), atol=1e-12, rtol=0)

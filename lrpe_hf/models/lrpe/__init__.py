@@ -2,7 +2,6 @@
 
 from .configuration_lrpe import PRESETS, SIZES, LrpeConfig
 from .modeling_lrpe import (
-    LrpeCache,
     LrpeForCausalLM,
     LrpeForMaskedLM,
     LrpeForSequenceClassification,
@@ -22,7 +21,6 @@ __all__ = [
     "LrpeConfig",
     "PRESETS",
     "SIZES",
-    "LrpeCache",
     "LrpePreTrainedModel",
     "LrpeModel",
     "LrpeForCausalLM",

@@ -124,7 +124,7 @@ class LrpeConfig(PreTrainedConfig):
     """
 
     model_type = "lrpe"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]
 
     def __init__(
         self,
@@ -269,6 +269,23 @@ class LrpeConfig(PreTrainedConfig):
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def layer_types(self) -> list[str]:
+        """One cache-layer kind per layer, as Transformers' ``DynamicCache(config=...)`` reads it: a recurrent state
+        (``linear_attention``) or growing keys/values (``full_attention``). Derived from ``attention_type``, so it is
+        never saved and cannot disagree with it."""
+        kind = "linear_attention" if self.attention_type == "linear" else "full_attention"
+        return [kind] * self.num_hidden_layers
+
+    @layer_types.setter
+    def layer_types(self, value) -> None:
+        # A config.json that carries layer_types (written by another tool) loads if it agrees with attention_type.
+        if value is not None and list(value) != self.layer_types:
+            raise ValueError(
+                f"LrpeConfig.layer_types={value!r} disagrees with attention_type={self.attention_type!r} and "
+                f"num_hidden_layers={self.num_hidden_layers}; layer_types is derived, set attention_type instead"
+            )
 
     @property
     def resolved_attention_norm(self) -> str:

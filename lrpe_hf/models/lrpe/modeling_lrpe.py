@@ -15,7 +15,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.cache_utils import Cache
+from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPast,
@@ -27,114 +27,22 @@ from transformers.utils import can_return_tuple
 
 from ...layers.lrpe_attention import LrpeAttention
 from ...layers.position_encoding import PositionEncoding
-from ..modeling_common import AtomicSaveMixin
+from ..modeling_common import (
+    AtomicSaveMixin,
+    cache_output,
+    refuse_output_attentions,
+    CACHE_NAME,
+    reject_unknown_kwargs,
+    resolve_cache,
+)
+
+# What Transformers' loss functions take besides logits and labels (the Trainer passes num_items_in_batch).
+CAUSAL_LM_LOSS_KWARGS = ("num_items_in_batch", "ignore_index", "shift_labels")
+# generate(stop_strings=..., tokenizer=tok) forwards the tokenizer to forward (Transformers 5.24); it is ignored.
+GENERATE_PASSTHROUGH_KWARGS = ("tokenizer",)
+MASKED_LM_LOSS_KWARGS = ("num_items_in_batch", "ignore_index")
+CLASSIFICATION_LOSS_KWARGS = ("num_items_in_batch",)
 from .configuration_lrpe import LrpeConfig
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Cache
-# ----------------------------------------------------------------------------------------------------------------
-class LrpeCache(Cache):
-    """Generation cache owned by the package: per layer the recurrent linear-attention state ``(batch, heads, d_k,
-    d_v)`` (its size does not depend on the context length), or the growing keys/values (+ key mask) of a softmax
-    layer, and the number of tokens the layer has seen (the position offset of the next token).
-
-    A recurrent state cannot be rolled back, so ``crop`` raises and assisted/speculative decoding is refused.
-    ``Cache.__init__`` is deliberately not called: its signature drifts between Transformers versions.
-    """
-
-    is_compileable = False  # generate then passes the plain 2-D attention mask
-    is_croppable = False
-
-    def __init__(self, num_layers: int):
-        self.layers = []  # attributes generate reads on every Cache
-        self.offloading = False
-        self.num_layers = num_layers
-        self.reset()
-
-    def reset(self) -> None:
-        self.states: list[torch.Tensor | None] = [None] * self.num_layers
-        self.keys: list[torch.Tensor | None] = [None] * self.num_layers
-        self.values: list[torch.Tensor | None] = [None] * self.num_layers
-        self.key_masks: list[torch.Tensor | None] = [None] * self.num_layers
-        self.seen_tokens: list[int] = [0] * self.num_layers
-
-    def __len__(self) -> int:
-        return self.num_layers
-
-    def __repr__(self) -> str:
-        return f"LrpeCache(num_layers={self.num_layers}, seen_tokens={self.seen_tokens[0] if self.num_layers else 0})"
-
-    # -- linear layers ------------------------------------------------------------------------------------------
-    def get_recurrent_state(self, layer_idx: int, state_idx: int = 0) -> torch.Tensor | None:
-        return self.states[layer_idx]
-
-    def update_recurrent_state(self, layer_idx: int, state: torch.Tensor, num_new_tokens: int) -> None:
-        self.states[layer_idx] = state
-        self.seen_tokens[layer_idx] += int(num_new_tokens)
-
-    # -- softmax layers -----------------------------------------------------------------------------------------
-    def update_key_value(self, layer_idx, key, value, key_mask=None):
-        """Append ``(batch, heads, n, d)`` keys/values (and a ``(batch, n)`` mask); return all of them."""
-        b, n = key.shape[0], key.shape[-2]
-        if key_mask is None:
-            key_mask = torch.ones(b, n, dtype=torch.bool, device=key.device)
-        key_mask = key_mask.bool()
-        if self.keys[layer_idx] is None:
-            self.keys[layer_idx], self.values[layer_idx], self.key_masks[layer_idx] = key, value, key_mask
-        else:
-            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=-2)
-            self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=-2)
-            self.key_masks[layer_idx] = torch.cat([self.key_masks[layer_idx], key_mask], dim=-1)
-        self.seen_tokens[layer_idx] += n
-        return self.keys[layer_idx], self.values[layer_idx], self.key_masks[layer_idx]
-
-    # -- what generate and users read ---------------------------------------------------------------------------
-    def get_seq_length(self, layer_idx: int | None = 0, *args, **kwargs) -> int:
-        return self.seen_tokens[layer_idx or 0] if self.num_layers else 0
-
-    def get_max_length(self, *args, **kwargs) -> int:
-        return -1
-
-    get_max_cache_shape = get_max_length
-
-    def get_mask_sizes(self, *args, **kwargs) -> tuple[int, int]:
-        return 0, 0
-
-    def has_previous_state(self, layer_idx: int | None = None, *args, **kwargs) -> bool:
-        return self.get_seq_length(layer_idx) > 0
-
-    def _apply(self, fn) -> None:
-        for store in (self.states, self.keys, self.values, self.key_masks):
-            for i, t in enumerate(store):
-                if t is not None:
-                    store[i] = fn(t)
-
-    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        """Beam search: keep the rows of the surviving beams."""
-        self._apply(lambda t: t.index_select(0, beam_idx.to(t.device)))
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        self._apply(lambda t: t.repeat_interleave(repeats, dim=0))
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._apply(lambda t: t[indices])
-
-    def crop(self, max_length: int) -> None:
-        raise ValueError(
-            "LrpeCache holds a recurrent state that cannot be rolled back; cropping (assisted or speculative "
-            "decoding, DoLa, contrastive search) is not supported"
-        )
-
-    def activate_past_recording(self) -> None:
-        raise ValueError("LrpeCache cannot record past states for rollback (recurrent state)")
-
-    def early_initialization(self, *args, **kwargs) -> None:
-        return None
-
-    @property
-    def is_sliding(self) -> list[bool]:
-        return [False] * self.num_layers
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -195,13 +103,13 @@ class LrpeBlock(GradientCheckpointingLayer):
         self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states, positions, key_mask=None, past_key_values=None, causal=True):
+    def forward(self, hidden_states, positions, key_mask=None, cache=None, causal=True):
         attn = self.self_attn
         if self.pre_norm:
-            h = attn(self.input_layernorm(hidden_states), positions, key_mask, past_key_values, causal)
+            h = attn(self.input_layernorm(hidden_states), positions, key_mask, cache, causal)
             hidden_states = hidden_states + self.dropout(h)
             return hidden_states + self.dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
-        h = attn(hidden_states, positions, key_mask, past_key_values, causal)
+        h = attn(hidden_states, positions, key_mask, cache, causal)
         hidden_states = self.input_layernorm(hidden_states + self.dropout(h))
         return self.post_attention_layernorm(hidden_states + self.dropout(self.mlp(hidden_states)))
 
@@ -214,7 +122,7 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["LrpeBlock"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
     _is_stateful = True  # generate refuses assisted decoding: the recurrent state cannot be rolled back
     _supports_sdpa = False  # softmax layers call SDPA directly; there is no attn_implementation switch
 
@@ -315,12 +223,18 @@ class LrpeModel(LrpePreTrainedModel):
                 )
             b, n = inputs_embeds.shape[:2]
         if attention_mask is not None:
-            allowed = {n, past_length + n}
-            if attention_mask.dim() != 2 or attention_mask.shape[0] != b or attention_mask.shape[1] not in allowed:
+            past = "past" if past_length is None else past_length  # a recurrent state does not know its length
+            fits = attention_mask.shape[-1] == n or (
+                attention_mask.shape[-1] > n if past_length is None else attention_mask.shape[-1] == past_length + n
+            )
+            if attention_mask.dim() != 2 or attention_mask.shape[0] != b or not fits:
                 raise ValueError(
-                    f"attention_mask must have shape (batch={b}, seq_len={n}) or (batch={b}, past+seq_len="
-                    f"{past_length + n}) with 1 for tokens and 0 for padding, got {tuple(attention_mask.shape)}"
+                    f"attention_mask must have shape (batch={b}, seq_len={n}) or (batch={b}, {past}+seq_len) "
+                    f"with 1 for tokens and 0 for padding, got {tuple(attention_mask.shape)}"
                 )
+            if not torch.compiler.is_compiling() and not attention_mask.dtype == torch.bool:
+                if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
+                    raise ValueError("attention_mask must hold only 1 (token) and 0 (padding)")
         if position_ids is not None and (position_ids.dim() != 2 or position_ids.shape[-1] != n
                                          or position_ids.shape[0] not in (1, b)):
             raise ValueError(
@@ -328,51 +242,73 @@ class LrpeModel(LrpePreTrainedModel):
             )
         return b, n
 
+    def _check_cache(self, cache) -> None:
+        if not isinstance(cache, Cache):
+            raise ValueError(
+                f"cache must be a transformers Cache (DynamicCache(config=model.config)), got {type(cache).__name__}"
+            )
+        expected = self.config.layer_types
+        kinds = [_cache_layer_kind(layer) for layer in cache.layers]
+        if kinds and kinds != expected:
+            raise ValueError(
+                f"cache layers {kinds} do not match this model's layer_types {expected}: build the cache with "
+                "DynamicCache(config=model.config)"
+            )
+
     @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: LrpeCache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
+        cache = resolve_cache(cache, past_key_values, kwargs)
+        reject_unknown_kwargs(type(self).__name__, kwargs)
+        refuse_output_attentions(type(self).__name__, output_attentions)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         if not self.causal:
-            if past_key_values is not None:
-                raise ValueError("a bidirectional LrpeModel has no cache: pass past_key_values=None")
+            if cache is not None:
+                raise ValueError("a bidirectional LrpeModel has no cache: pass cache=None")
             use_cache = False
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         if self.gradient_checkpointing and self.training:
             use_cache = False
-        if past_key_values is not None and not isinstance(past_key_values, LrpeCache):
-            raise ValueError(
-                f"past_key_values must be an LrpeCache (recurrent state), got {type(past_key_values).__name__}"
-            )
-        if use_cache and past_key_values is None:
-            past_key_values = LrpeCache(self.config.num_hidden_layers)
-        cache = past_key_values if use_cache else None
-        past_length = cache.get_seq_length() if cache is not None else 0
+        if cache is not None:
+            self._check_cache(cache)
+        if use_cache and cache is None:
+            # Transformers' own cache: LinearAttentionLayer recurrent states or DynamicLayer keys/values per layer.
+            cache = DynamicCache(config=self.config)
+        if not use_cache:
+            cache = None
+        past_length = _cache_length(cache)
         attention_mask = _select_mask(attention_mask)
         b, n = self._check_inputs(input_ids, inputs_embeds, attention_mask, position_ids, past_length)
 
         # Positions count real tokens only, so a left-padded row gets the positions of the unpadded one.
         if position_ids is None:
-            if attention_mask is not None:
-                position_ids = attention_mask.long().cumsum(-1)[:, -n:] - 1
-                if attention_mask.shape[1] == n:
-                    position_ids = position_ids + past_length
-                position_ids = position_ids.clamp(min=0)
+            if attention_mask is not None and attention_mask.shape[1] > n:  # the mask of past + new tokens
+                position_ids = (attention_mask.long().cumsum(-1)[:, -n:] - 1).clamp(min=0)
+            elif past_length is None:
+                raise ValueError(
+                    "continuing from a cache of linear-attention layers needs position_ids, or the attention_mask of "
+                    "the whole sequence (past + new tokens): a recurrent state does not count the tokens it has seen"
+                )
+            elif attention_mask is not None:
+                position_ids = (attention_mask.long().cumsum(-1) - 1 + past_length).clamp(min=0)
             else:
                 position_ids = torch.arange(past_length, past_length + n, device=self.embed_tokens.weight.device)
                 position_ids = position_ids[None, :]
         position_ids = position_ids.expand(b, n)
-        key_mask = attention_mask[:, -n:] if attention_mask is not None else None
+        key_mask = attention_mask  # (batch, n) or (batch, past + n): linear layers use the last n columns
         if key_mask is not None and not torch.compiler.is_compiling() and bool(key_mask.all()):
             key_mask = None  # no padding: skip the masking (and let softmax layers use the causal SDPA kernel)
 
@@ -396,7 +332,7 @@ class LrpeModel(LrpePreTrainedModel):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         for layer in self.layers:
             hidden_states = layer(
-                hidden_states, positions=position_ids, key_mask=key_mask, past_key_values=cache, causal=self.causal
+                hidden_states, positions=position_ids, key_mask=key_mask, cache=cache, causal=self.causal
             )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
@@ -406,13 +342,31 @@ class LrpeModel(LrpePreTrainedModel):
                 all_hidden_states = all_hidden_states[:-1] + (hidden_states,)
         return BaseModelOutputWithPast(
             last_hidden_state=hidden_states,
-            past_key_values=cache,
             hidden_states=all_hidden_states,
+            **cache_output(cache),
         )
 
 
+def _cache_layer_kind(layer) -> str:
+    # Duck-typed: the layer classes' names and bases moved between Transformers releases.
+    return "linear_attention" if hasattr(layer, "recurrent_states") else "full_attention"
+
+
+def _cache_length(cache) -> int | None:
+    """Tokens the cache has seen: 0 for none or an empty cache, the key count of a key/value cache, and None for a
+    filled recurrent state (it does not count tokens; positions then come from ``position_ids`` or the mask)."""
+    if cache is None or not cache.layers:
+        return 0
+    layer = cache.layers[0]
+    if _cache_layer_kind(layer) == "linear_attention":
+        return None if any(layer.has_previous_state.values()) else 0
+    return layer.get_seq_length()
+
+
 class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
-    """Causal LM head on a causal ``LrpeModel``; ``generate`` decodes with a recurrent state (``LrpeCache``)."""
+    """Causal LM head on a causal ``LrpeModel``. ``generate`` builds Transformers' ``DynamicCache`` from
+    ``config.layer_types`` (a recurrent state per linear layer, keys/values per softmax layer) and Transformers' own
+    code reorders it for beam search, expands it for ``num_return_sequences`` and offloads it."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
 
@@ -424,7 +378,9 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
-        return False  # the model makes its own LrpeCache in forward (a DynamicCache cannot hold a state)
+        # Before 5.24, generate asks a cache it built for its length at prefill, which an all-linear DynamicCache
+        # cannot answer; there the model builds the same DynamicCache in forward and generate threads it through.
+        return CACHE_NAME == "cache" and super()._supports_default_dynamic_cache()
 
     def get_input_embeddings(self):
         return self.model.embed_tokens
@@ -444,36 +400,44 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: LrpeCache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        cache = resolve_cache(cache, past_key_values, kwargs)
+        loss_kwargs = reject_unknown_kwargs(type(self).__name__, kwargs,
+                                            CAUSAL_LM_LOSS_KWARGS + GENERATE_PASSTHROUGH_KWARGS)
+        loss_kwargs.pop("tokenizer", None)
         if labels is not None and use_cache is None:
             use_cache = False  # a training step needs no state
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         hidden_states = outputs.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         logits = self.lm_head(hidden_states[:, keep, :])
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size,
+                                      **loss_kwargs)
         return CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
+            **cache_output(getattr(outputs, CACHE_NAME)),
         )
 
 
@@ -513,20 +477,24 @@ class LrpeForMaskedLM(LrpePreTrainedModel):
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
+        loss_kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, MASKED_LM_LOSS_KWARGS)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         h = self.mlm_norm(self.mlm_act(self.mlm_dense(outputs.last_hidden_state)))
         logits = self.lm_head(h)
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size,
+                                      **loss_kwargs)
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
@@ -558,14 +526,17 @@ class LrpeForSequenceClassification(LrpePreTrainedModel):
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
+        loss_kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, CLASSIFICATION_LOSS_KWARGS)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         h = outputs.last_hidden_state
         attention_mask = _select_mask(attention_mask)
@@ -584,12 +555,11 @@ class LrpeForSequenceClassification(LrpePreTrainedModel):
         logits = self.classifier(self.dropout(pooled))
         loss = None
         if labels is not None:
-            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config, **kwargs)
+            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config, **loss_kwargs)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
 __all__ = [
-    "LrpeCache",
     "LrpePreTrainedModel",
     "LrpeModel",
     "LrpeForCausalLM",

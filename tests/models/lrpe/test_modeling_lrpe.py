@@ -9,19 +9,20 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
+    DynamicCache,
 )
 
 import lrpe_hf  # noqa: F401
 from lrpe_hf.layers.position_encoding import PositionEncoding
 from lrpe_hf.models.lrpe import (
     PRESETS,
-    LrpeCache,
     LrpeConfig,
     LrpeForCausalLM,
     LrpeForMaskedLM,
     LrpeForSequenceClassification,
     LrpeModel,
 )
+from lrpe_hf.models.modeling_common import CACHE_NAME
 
 VOCAB = 64
 
@@ -53,14 +54,25 @@ def test_causal_lm_forward_loss_and_prefix_suffix_cache(name):
     x = ids()
     out = model(x, labels=x)
     assert out.logits.shape == (2, 11, VOCAB) and torch.isfinite(out.loss)
-    assert out.past_key_values is None  # a training step keeps no state
+    assert getattr(out, CACHE_NAME) is None  # a training step keeps no state
     full = model(x, use_cache=False).logits
     first = model(x[:, :6], use_cache=True)
-    assert isinstance(first.past_key_values, LrpeCache) and first.past_key_values.get_seq_length() == 6
-    second = model(x[:, 6:9], past_key_values=first.past_key_values, use_cache=True)
-    third = model(x[:, 9:], past_key_values=second.past_key_values, use_cache=True)
+    cache = getattr(first, CACHE_NAME)
+    assert isinstance(cache, DynamicCache) and len(cache.layers) == model.config.num_hidden_layers
+    if model.config.attention_type == "softmax":
+        assert cache.get_seq_length() == 6
+    # positions of the continuation: explicit position_ids, or the attention mask of the whole sequence
+    second = model(x[:, 6:9], position_ids=torch.arange(6, 9)[None], cache=cache, use_cache=True)
+    third = model(x[:, 9:], attention_mask=torch.ones(2, 11, dtype=torch.long), cache=getattr(second, CACHE_NAME))
     stitched = torch.cat([first.logits, second.logits, third.logits], dim=1)
     torch.testing.assert_close(stitched, full, atol=1e-5, rtol=1e-5)
+
+
+def test_continuing_a_recurrent_cache_without_positions_is_refused():
+    model = LrpeForCausalLM(tiny()).eval()
+    cache = getattr(model(ids()[:, :4], use_cache=True), CACHE_NAME)
+    with pytest.raises(ValueError, match="position_ids"):
+        model(ids()[:, 4:6], cache=cache)
 
 
 @pytest.mark.parametrize("algorithm", ["parallel", "recurrent"])
@@ -272,9 +284,36 @@ def test_learned_absolute_positions_beyond_table():
 def test_bidirectional_model_refuses_a_cache():
     model = LrpeModel(tiny(), causal=False)
     with pytest.raises(ValueError, match="bidirectional"):
-        model(ids(), past_key_values=LrpeCache(2))
-    with pytest.raises(ValueError, match="LrpeCache"):
-        LrpeModel(tiny())(ids(), past_key_values=object())
+        model(ids(), cache=DynamicCache(config=model.config))
+    with pytest.raises(ValueError, match="transformers Cache"):
+        LrpeModel(tiny())(ids(), cache=object())
+    softmax_cache = DynamicCache(config=tiny("softmax"))
+    with pytest.raises(ValueError, match="layer_types"):
+        LrpeModel(tiny())(ids(), cache=softmax_cache)
+
+
+def test_unknown_keyword_arguments_are_refused():
+    """A renamed state-carrying argument must never vanish into **kwargs again (the Transformers 5.24 rename)."""
+    model = LrpeForCausalLM(tiny()).eval()
+    with pytest.raises(TypeError, match="'cach_params'"):
+        model(ids(), cach_params=None)
+    with pytest.raises(TypeError, match="'token_type_ids'"):
+        model(ids(), token_type_ids=torch.zeros_like(ids()))
+    with pytest.raises(TypeError, match="'foo'"):
+        LrpeForSequenceClassification(tiny())(ids(), foo=1)
+    with pytest.raises(ValueError, match="output_attentions"):
+        model(ids(), output_attentions=True)
+    with pytest.raises(ValueError, match="pass the cache once"):
+        model(ids(), cache=DynamicCache(config=model.config), past_key_values=DynamicCache(config=model.config))
+    # what Transformers passes legitimately still works: the Trainer's loss argument, logits_to_keep, return_dict
+    out = model(ids(), labels=ids(), num_items_in_batch=7, return_dict=True)
+    assert torch.isfinite(out.loss)
+    assert model(ids(), logits_to_keep=1).logits.shape[1] == 1
+
+
+def test_attention_mask_values_other_than_zero_and_one_are_refused():
+    with pytest.raises(ValueError, match="only 1"):
+        LrpeModel(tiny())(ids(), attention_mask=torch.full_like(ids(), 2))
 
 
 def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
@@ -324,7 +363,7 @@ def test_other_core_p_combinations_cache_and_reload(tmp_path, overrides):
     x = ids(2, 9)
     full = model(x).logits
     first = model(x[:, :5], use_cache=True)
-    rest = model(x[:, 5:], past_key_values=first.past_key_values, use_cache=True)
+    rest = model(x[:, 5:], cache=getattr(first, CACHE_NAME), position_ids=torch.arange(5, 9)[None], use_cache=True)
     torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full, atol=1e-5, rtol=1e-5)
     model.save_pretrained(tmp_path)
     assert torch.equal(AutoModelForCausalLM.from_pretrained(tmp_path).eval()(x).logits, full)

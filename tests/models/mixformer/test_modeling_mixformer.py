@@ -292,3 +292,20 @@ def test_seq2seq_bad_inputs():
         model.mixformer(pixel_values=torch.randn(1, 3, 16, 16))
     with pytest.raises(ValueError, match="MixFormerCache"):
         model(input_ids=ids, decoder_input_ids=ids[:, :1], past_key_values=object())
+
+
+def test_standard_head_count_field_sets_every_layer():
+    """AutoConfig.for_model("mixformer", num_attention_heads=4, ...) used to raise AttributeError (no setter)."""
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.for_model("mixformer", num_attention_heads=4, hidden_size=32, head_dim=8, num_hidden_layers=2,
+                               is_encoder_decoder=True, decoder_layers=3, vocab_size=20, pad_token_id=0)
+    assert cfg.layer_num_heads == [4, 4] and cfg.decoder_layer_num_heads == [4, 4, 4] and cfg.num_attention_heads == 4
+    with pytest.raises(ValueError, match="layer_num_heads"):
+        MixFormerConfig(num_attention_heads=4, layer_num_heads=[2, 2], num_hidden_layers=2)
+    with pytest.raises(ValueError, match="layer_num_heads"):
+        cfg.num_attention_heads = 8
+    with pytest.raises(ValueError, match="layer_attention"):
+        cfg.uses_linear_attention = True
+    reloaded = MixFormerConfig.from_dict(cfg.to_dict())
+    assert reloaded.layer_num_heads == [4, 4]
