@@ -2,7 +2,7 @@
 
 from .configuration_mixformer import MixFormerConfig
 from .modeling_mixformer import (
-    MixFormerCache,
+    build_generation_cache,
     MixFormerDecoderLayer,
     MixFormerEncoder,
     MixFormerEncoderLayer,
@@ -24,7 +24,7 @@ __all__ = [
     "CONFIG_CLASS",
     "AUTO_MODEL_CLASSES",
     "MixFormerConfig",
-    "MixFormerCache",
+    "build_generation_cache",
     "MixFormerDecoderLayer",
     "MixFormerEncoder",
     "MixFormerEncoderLayer",

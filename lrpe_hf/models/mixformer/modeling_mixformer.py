@@ -4,8 +4,8 @@
   a text encoder-decoder (``input_ids``, ``decoder_input_ids``).
 * :class:`MixFormerForImageClassification`: mean over patch tokens (or CLS) -> linear classifier.
 * :class:`MixFormerForConditionalGeneration`: seq2seq LM head tied to the shared embeddings; ``generate()`` with
-  greedy/beam search/sampling through :class:`MixFormerCache` (softmax layers keep keys/values, linear layers keep a
-  recurrent state, cross-attention keeps the projected encoder keys/values).
+  greedy/beam search/sampling on Transformers' own cache layers (:func:`build_generation_cache`: softmax layers keep
+  keys/values, linear layers keep a recurrent state, cross-attention keeps the projected encoder keys/values).
 
 Layers (:class:`MixFormerEncoderLayer`, :class:`MixFormerDecoderLayer`) accept ``num_heads=`` and ``ffn_dim=``
 and run on inputs narrower than ``hidden_size`` (prefix slicing, ``lrpe_hf.layers.elastic``), so the NAS
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.cache_utils import Cache
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache, LinearAttentionLayer
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
@@ -32,7 +32,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.utils import can_return_tuple
 
-from ...layers.attention import build_attention, init_attention_weights
+from ...layers.attention import LINEAR_ATTENTION_TYPES, build_attention, init_attention_weights
 from ...layers.elastic import DropPath, FeedForward, PatchEmbedding, sliced_layer_norm
 from ..modeling_common import (
     CACHE_NAME,
@@ -46,61 +46,93 @@ from .configuration_mixformer import MixFormerConfig
 
 
 # ------------------------------------------------------------------------------------------------------- cache
-class MixFormerCache(Cache):
-    """Per-layer decoder state for ``generate``: one dict of tensors per decoder layer for self-attention
-    (softmax: ``key``/``value``/``key_positions``[/``key_mask``]; cosFormer/LRPE: the recurrent ``state`` and the
-    ``seen`` count) and one for cross-attention (projected encoder ``key``/``value``, computed once).
+def build_generation_cache(config: MixFormerConfig) -> EncoderDecoderCache:
+    """Transformers' own cache layers for the decoder, wrapped like any built-in encoder-decoder's:
 
-    Self-contained (``Cache.__init__`` is not called; its signature drifts between versions, hf_integration §3):
-    generate reads ``get_seq_length``, ``reorder_cache`` and the flags below. A recurrent state cannot be rolled
-    back, so ``crop`` raises and assisted decoding is refused.
+    * self-attention: a ``LinearAttentionLayer`` per cosFormer/LRPE layer (state 0: the recurrent state; state 1:
+      the number of tokens seen, ``(batch,)``, since a recurrent state does not count them and an all-linear decoder
+      has no key length to read positions from) and a ``DynamicLayer`` per softmax layer;
+    * cross-attention: a ``DynamicCache`` of the projected encoder keys/values (always softmax), computed once.
+
+    Not ``DynamicCache(config=...)``: the config's ``num_hidden_layers`` counts the encoder's layers, and its cross
+    layers would copy the self-attention kinds.
     """
+    layers = [LinearAttentionLayer(number_of_states=2) if kind in LINEAR_ATTENTION_TYPES else DynamicLayer()
+              for kind in config.decoder_layer_attention]
+    return EncoderDecoderCache(Cache(layers=layers), DynamicCache())
 
-    is_compileable = False
-    is_croppable = False
 
-    def __init__(self, num_layers: int):
-        self.layers, self.offloading = [], False
-        self.self_states: list[dict | None] = [None] * num_layers
-        self.cross_states: list[dict | None] = [None] * num_layers
-        self.seen_tokens = 0
+def _is_empty(cache: Cache) -> bool:
+    return all(
+        not any(layer.has_previous_state.values()) if hasattr(layer, "recurrent_states")
+        else getattr(layer, "keys", None) is None or layer.get_seq_length() == 0
+        for layer in cache.layers
+    )
 
-    def __len__(self):
-        return len(self.self_states)
 
-    def get_seq_length(self, layer_idx: int = 0, *args, **kwargs) -> int:
-        return self.seen_tokens
+def adopt_generation_cache(cache: EncoderDecoderCache, config: MixFormerConfig) -> EncoderDecoderCache:
+    """Check a caller's cache against the decoder; an empty one (e.g. ``DynamicCache(config=...)`` wrapped by the
+    caller, whose layers follow the encoder's count) is given the decoder's layer kinds in place, so it is filled."""
+    expected = build_generation_cache(config)
+    for name in ("self_attention_cache", "cross_attention_cache"):
+        mine, theirs = getattr(expected, name), getattr(cache, name)
+        kinds = [hasattr(layer, "recurrent_states") for layer in theirs.layers]
+        wanted = [hasattr(layer, "recurrent_states") for layer in mine.layers]
+        if kinds[: len(wanted)] == wanted[: len(kinds)] and len(kinds) <= max(len(wanted), len(kinds)):
+            if name == "cross_attention_cache" or kinds == wanted:
+                continue
+        if not _is_empty(theirs):
+            raise ValueError(
+                f"the cache's {name} layers do not match the decoder's layer kinds {config.decoder_layer_attention}; "
+                "build it with lrpe_hf.models.mixformer.build_generation_cache(config)"
+            )
+        theirs.layers[:] = mine.layers
+    return cache
 
-    def get_max_length(self, *args, **kwargs) -> int:
-        return -1
 
-    def get_max_cache_shape(self, *args, **kwargs) -> int:
-        return -1
+def _decoder_length(cache: Cache) -> int:
+    """Decoder tokens already in the self-attention cache (0 when empty)."""
+    for i, layer in enumerate(cache.layers):
+        if hasattr(layer, "recurrent_states"):
+            if layer.has_previous_state.get(1):
+                return int(cache.get_recurrent_state(i, 1)[0])
+        elif layer.get_seq_length() > 0:
+            return layer.get_seq_length()
+    return 0
 
-    def get_mask_sizes(self, *args, **kwargs):
-        return 0, 0
 
-    def _map(self, fn):
-        for states in (self.self_states, self.cross_states):
-            for i, state in enumerate(states):
-                if state is not None:
-                    states[i] = {k: fn(v) if torch.is_tensor(v) else v for k, v in state.items()}
+def _layer_past(self_cache, cross_cache, i, offset, batch, full_mask):
+    """This layer's cached tensors as the attention modules' state dicts (``lrpe_hf.layers.attention``)."""
+    layer = self_cache.layers[i]
+    self_past = None
+    if offset:
+        if hasattr(layer, "recurrent_states"):
+            self_past = {"state": self_cache.get_recurrent_state(i, 0), "seen": offset}
+        else:
+            positions = torch.arange(offset, device=layer.keys.device)[None].expand(batch, offset)
+            self_past = {"key": layer.keys, "value": layer.values, "key_positions": positions}
+            if full_mask is not None:
+                self_past["key_mask"] = full_mask[:, :offset]
+    cross_past = None
+    if i < len(cross_cache.layers) and cross_cache.layers[i].get_seq_length() > 0:
+        cross_past = {"cross": True, "key": cross_cache.layers[i].keys, "value": cross_cache.layers[i].values}
+    return self_past, cross_past
 
-    def reorder_cache(self, beam_idx: torch.LongTensor):
-        self._map(lambda t: t.index_select(0, beam_idx.to(t.device)))
 
-    def batch_repeat_interleave(self, repeats: int):
-        self._map(lambda t: t.repeat_interleave(repeats, dim=0))
-
-    def batch_select_indices(self, indices: torch.Tensor):
-        self._map(lambda t: t[indices])
-
-    def reset(self):
-        n = len(self.self_states)
-        self.self_states, self.cross_states, self.seen_tokens = [None] * n, [None] * n, 0
-
-    def crop(self, max_length: int):
-        raise NotImplementedError("MixFormerCache holds recurrent states that cannot be rolled back (no crop)")
+def _store_layer_state(self_cache, cross_cache, i, offset, n, self_state, cross_state, had_cross):
+    """Write what the layer returned back into Transformers' cache layers (in place for recurrent states)."""
+    layer = self_cache.layers[i]
+    if hasattr(layer, "recurrent_states"):
+        self_cache.update_recurrent_state(self_state["state"], i, 0)
+        seen = torch.full((self_state["state"].shape[0],), offset + n, dtype=torch.long,
+                          device=self_state["state"].device)
+        self_cache.update_recurrent_state(seen, i, 1)
+        # Transformers 5.23-5.24 set has_previous_state only in update_conv_state.
+        layer.has_previous_state[0] = layer.has_previous_state[1] = True
+    else:
+        self_cache.update(self_state["key"][:, :, offset:], self_state["value"][:, :, offset:], i)
+    if not had_cross:
+        cross_cache.update(cross_state["key"], cross_state["value"], i)
 
 
 # ------------------------------------------------------------------------------------------------------- layers
@@ -295,14 +327,15 @@ class MixFormerTextDecoder(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, input_ids=None, encoder_hidden_states=None, encoder_attention_mask=None, attention_mask=None,
-                inputs_embeds=None, past_key_values: MixFormerCache | None = None, use_cache=False,
+                inputs_embeds=None, cache: EncoderDecoderCache | None = None, use_cache=False,
                 output_hidden_states=False):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of decoder_input_ids or decoder_inputs_embeds")
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         b, n = inputs_embeds.shape[:2]
-        offset = past_key_values.get_seq_length() if past_key_values is not None else 0
+        self_cache = cache.self_attention_cache if cache is not None else None
+        offset = _decoder_length(self_cache) if cache is not None else 0
         if offset + n > self.config.max_position_embeddings:
             raise ValueError(f"decoder length {offset + n} exceeds max_position_embeddings="
                              f"{self.config.max_position_embeddings}")
@@ -310,24 +343,31 @@ class MixFormerTextDecoder(nn.Module):
         x = inputs_embeds * self.embed_scale + self.embed_positions(positions)[None]
         x = F.dropout(x, self.config.hidden_dropout_prob, self.training)
         enc_mask = None if encoder_attention_mask is None else encoder_attention_mask.bool()
-        self_mask = None
+        full_mask = self_mask = None
         if attention_mask is not None:
-            self_mask = attention_mask.bool()[:, -n:]  # generate may pass the mask of the whole sequence
+            if attention_mask.shape[-1] not in (n, offset + n) or (offset and attention_mask.shape[-1] == n
+                                                                  and not bool(attention_mask.all())):
+                raise ValueError(
+                    f"decoder_attention_mask must cover the {offset} cached and {n} new decoder tokens "
+                    f"(batch, {offset + n}), got {tuple(attention_mask.shape)}"
+                )
+            if attention_mask.shape[-1] == offset + n:
+                full_mask = attention_mask.bool()
+            self_mask = attention_mask.bool()[:, -n:]
         all_hidden = (x,) if output_hidden_states else None
         for i, layer in enumerate(self.layers):
-            past = None
-            if past_key_values is not None:
-                past = (past_key_values.self_states[i], past_key_values.cross_states[i])
+            self_past = cross_past = None
+            if cache is not None:
+                self_past, cross_past = _layer_past(self_cache, cache.cross_attention_cache, i, offset, b, full_mask)
             x, (self_state, cross_state) = layer(
                 x, encoder_hidden_states, encoder_key_mask=enc_mask, key_padding_mask=self_mask,
-                positions=positions, past_key_values=past, use_cache=use_cache,
+                positions=positions, past_key_values=(self_past, cross_past), use_cache=cache is not None,
             )
-            if use_cache and past_key_values is not None:
-                past_key_values.self_states[i], past_key_values.cross_states[i] = self_state, cross_state
+            if cache is not None:
+                _store_layer_state(self_cache, cache.cross_attention_cache, i, offset, n, self_state, cross_state,
+                                   had_cross=cross_past is not None)
             if output_hidden_states:
                 all_hidden = all_hidden + (x,)
-        if use_cache and past_key_values is not None:
-            past_key_values.seen_tokens = offset + n
         return sliced_layer_norm(x, self.layer_norm), all_hidden
 
 
@@ -433,14 +473,19 @@ class MixFormerModel(MixFormerPreTrainedModel):
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if self.training and any(layer.gradient_checkpointing for layer in self.decoder.layers):
             use_cache = False  # caching is incompatible with recomputing layers in the backward pass
+        if past_key_values is not None and not isinstance(past_key_values, EncoderDecoderCache):
+            raise ValueError(
+                "cache must be an EncoderDecoderCache of Transformers' cache layers (build it with "
+                f"lrpe_hf.models.mixformer.build_generation_cache(config)), got {type(past_key_values).__name__}"
+            )
+        if past_key_values is not None:
+            adopt_generation_cache(past_key_values, self.config)
         if use_cache and past_key_values is None:
-            past_key_values = MixFormerCache(self.config.decoder_layers)
-        if past_key_values is not None and not isinstance(past_key_values, MixFormerCache):
-            raise ValueError(f"cache must be a MixFormerCache, got {type(past_key_values).__name__}")
+            past_key_values = build_generation_cache(self.config)
         last, hidden = self.decoder(
             input_ids=decoder_input_ids, encoder_hidden_states=encoder_outputs.last_hidden_state,
             encoder_attention_mask=attention_mask, attention_mask=decoder_attention_mask,
-            inputs_embeds=decoder_inputs_embeds, past_key_values=past_key_values if use_cache else None,
+            inputs_embeds=decoder_inputs_embeds, cache=past_key_values if use_cache else None,
             use_cache=use_cache, output_hidden_states=output_hidden_states,
         )
         return Seq2SeqModelOutput(
@@ -492,7 +537,8 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
 
     Loss: plain token cross-entropy of ``logits[:, t]`` against ``labels[:, t]`` (**no shift**: decoder inputs are
     already the labels shifted right, built from ``labels`` with ``shift_tokens_right`` when not given; -100 is
-    ignored). Generation uses :class:`MixFormerCache` (assisted decoding is refused: states cannot be rolled back).
+    ignored). Generation uses Transformers' cache layers (:func:`build_generation_cache`; assisted decoding is refused: states
+    cannot be rolled back).
     """
 
     main_input_name = "input_ids"
@@ -510,7 +556,9 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
-        return False  # the model builds its own MixFormerCache (hf_integration §3 trap 1, §4 portable route)
+        # The model builds its cache in forward (build_generation_cache): DynamicCache(config=...) would size it by
+        # the encoder's layer count and give the always-softmax cross-attention the self-attention kinds.
+        return False
 
     def get_input_embeddings(self):
         return self.mixformer.shared
@@ -570,7 +618,7 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
 
 
 __all__ = [
-    "MixFormerCache",
+    "build_generation_cache",
     "MixFormerEncoderLayer",
     "MixFormerDecoderLayer",
     "MixFormerImageEmbeddings",

@@ -13,7 +13,10 @@ from transformers import (
 )
 
 import lrpe_hf  # noqa: F401  (registers the model types)
-from lrpe_hf.models.mixformer import MixFormerCache, MixFormerConfig, MixFormerForConditionalGeneration
+from transformers import EncoderDecoderCache
+
+from lrpe_hf.models.mixformer import MixFormerConfig, MixFormerForConditionalGeneration
+from lrpe_hf.models.modeling_common import CACHE_NAME
 
 MIXED = ["cosformer", "softmax", "softmax_relative", "lrpe"]
 
@@ -201,12 +204,14 @@ def test_prefix_then_cached_steps_equal_full_decoder_forward():
     dec[:, 0] = 1
     full = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec, use_cache=False).logits
     out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec[:, :4], use_cache=True)
-    cache, logits = out.past_key_values, [out.logits]
-    assert isinstance(cache, MixFormerCache) and cache.get_seq_length() == 4
-    assert "state" in cache.self_states[1] and "key" in cache.self_states[0]  # linear keeps a state, softmax K/V
+    cache, logits = getattr(out, CACHE_NAME), [out.logits]
+    assert isinstance(cache, EncoderDecoderCache) and cache.get_seq_length() == 4
+    self_layers = cache.self_attention_cache.layers  # Transformers' own layers: a state for linear, K/V for softmax
+    assert hasattr(self_layers[1], "recurrent_states") and self_layers[0].keys.shape[2] == 4
+    assert cache.cross_attention_cache.layers[0].keys.shape[2] == ids.shape[1]  # encoder K/V, computed once
     for t in range(4, 9):
         out = model(encoder_outputs=(out.encoder_last_hidden_state,), attention_mask=mask,
-                    decoder_input_ids=dec[:, t : t + 1], past_key_values=cache)
+                    decoder_input_ids=dec[:, t : t + 1], cache=cache)
         logits.append(out.logits)
     assert torch.allclose(torch.cat(logits, 1), full, atol=1e-5)
 
@@ -264,8 +269,8 @@ def test_sampling_and_refused_assisted_decoding():
     assert out.shape[0] == 6
     with pytest.raises(ValueError):
         model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=3, assistant_model=random_seq2seq(1))
-    with pytest.raises(NotImplementedError):
-        MixFormerCache(2).crop(1)
+    out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :2], use_cache=True)
+    assert not getattr(out, CACHE_NAME).is_croppable  # recurrent states cannot be rolled back
 
 
 def test_trainer_lowers_seq2seq_loss(tmp_path):
@@ -290,8 +295,8 @@ def test_seq2seq_bad_inputs():
         model(input_ids=torch.randint(3, 40, (1, 60)), decoder_input_ids=torch.ones(1, 1, dtype=torch.long))
     with pytest.raises(ValueError, match="not pixel_values"):
         model.mixformer(pixel_values=torch.randn(1, 3, 16, 16))
-    with pytest.raises(ValueError, match="MixFormerCache"):
-        model(input_ids=ids, decoder_input_ids=ids[:, :1], past_key_values=object())
+    with pytest.raises(ValueError, match="EncoderDecoderCache"):
+        model(input_ids=ids, decoder_input_ids=ids[:, :1], cache=object())
 
 
 def test_standard_head_count_field_sets_every_layer():
