@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "generate": "generate",
     "compare": "compare",
+    "serve": "serve",
 }
 
 
