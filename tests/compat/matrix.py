@@ -123,6 +123,8 @@ def main() -> int:
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
                 row["failures"] = failures_from(junit)
                 row["status"] = "passed" if rc == 0 else f"failed (pytest exit {rc})"
+            if name == "newest" and py is not None:
+                row["index_newest"] = index_newest(py, log)
         row["seconds"] = round(time.time() - start, 1)
         version = versions.get("transformers", "?")
         row["in_declared_range"] = version != "?" and in_range(version, spec)
@@ -135,6 +137,22 @@ def main() -> int:
         print_row(row, spec)
     (WORK / "report.json").write_text(json.dumps({"declared": f"transformers{spec}", "envs": report}, indent=2))
     return 1 if failed else 0
+
+
+def index_newest(py: Path, log) -> dict:
+    """The newest Transformers the index lists and, when pip could not install it, pip's reason: a release that
+    cannot be installed here is not verified, and that is said rather than passed over."""
+    out = subprocess.run([str(py), "-m", "pip", "index", "versions", "transformers"], capture_output=True, text=True)
+    match = re.search(r"transformers \(([^)]+)\)", out.stdout)
+    listed = match.group(1) if match else "?"
+    info = {"listed": listed}
+    if listed not in ("?", installed(py).get("transformers")):
+        dry = subprocess.run([str(py), "-m", "pip", "install", "--dry-run", "--quiet", f"transformers=={listed}"],
+                             capture_output=True, text=True)
+        reason = [line for line in dry.stderr.splitlines() if line.startswith("ERROR")]
+        info["not_installable"] = reason[-1] if reason else f"pip exit {dry.returncode}"
+        log.write(f"transformers {listed} is listed but not installable: {info['not_installable']}\n")
+    return info
 
 
 def failures_from(junit: Path) -> list[str]:
@@ -154,6 +172,10 @@ def print_row(row: dict, spec: str) -> None:
     head = (f"[compat] {row['env']}: transformers {v.get('transformers', '?')} (declared {spec}), peft "
             f"{v.get('peft', '?')}, accelerate {v.get('accelerate', '?')}: {row['status']} in {row['seconds']} s")
     print(head, flush=True)
+    newest = row.get("index_newest", {})
+    if "not_installable" in newest:
+        print(f"[compat] NOTE: the index lists transformers {newest['listed']}, which cannot be installed here "
+              f"({newest['not_installable']}); it is not verified", flush=True)
     if row["status"] == "passed":
         return
     if row["binding"]:
