@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import warnings
 import os
 import shutil
@@ -13,6 +14,48 @@ from pathlib import Path
 from ..version import __version__
 from .checkpoint import CONFIG_NAME, VERSION_KEY, check_checkpoint_folder, check_version_compatible
 
+# Files a save_pretrained of this package writes; those of a previous save that the new one does not write again
+# (a single model.safetensors after a sharded save, or the other way round; an older bundle) are removed by the swap,
+# since Transformers' own clean-up of stale weights runs in the temporary folder, not in the target.
+_SAVE_OWNED = re.compile(
+    r"^(config\.json|generation_config\.json"
+    r"|model(\.[\w-]+)?(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?"
+    r"|(configuration|modeling|image_processing)_\w+\.py|lrpe_hf__[\w.]+\.py)$"
+)
+
+
+def _swap_in(new_dir: Path, target: Path) -> None:
+    """Replace the previous save in ``target`` by the files in ``new_dir``, all or nothing.
+
+    The previous save's files (those the new save writes again, and the stale ones of ``_SAVE_OWNED``) are first
+    moved aside into a sibling folder, then the new files are moved in (``os.replace``: atomic per file on one file
+    system). If any move fails, every move made so far is undone, so ``target`` holds exactly the previous save;
+    files the user keeps there (a tokenizer, notes) are never touched.
+    """
+    incoming = sorted(item.name for item in new_dir.iterdir())
+    outgoing = sorted(
+        item.name for item in target.iterdir() if item.name in incoming or _SAVE_OWNED.match(item.name)
+    )
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    moved_out: list[str] = []
+    moved_in: list[str] = []
+    try:
+        for name in outgoing:
+            os.replace(target / name, aside / name)
+            moved_out.append(name)
+        for name in incoming:
+            os.replace(new_dir / name, target / name)
+            moved_in.append(name)
+    except BaseException:
+        for name in reversed(moved_in):
+            os.replace(target / name, new_dir / name)
+        for name in reversed(moved_out):
+            os.replace(aside / name, target / name)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 # Keyword arguments of save_pretrained(push_to_hub=True, ...) that belong to the upload, not to the save.
 _PUSH_KWARGS = ("commit_message", "commit_description", "private", "token", "revision", "create_pr", "tags")
 
@@ -20,9 +63,10 @@ _PUSH_KWARGS = ("commit_message", "commit_description", "private", "token", "rev
 class AtomicSaveMixin:
     """``save_pretrained``/``from_pretrained`` with the package's guarantees.
 
-    Saving: everything is first written to a temporary sibling folder; only when that succeeded are the files moved
-    into place (``os.replace`` per file, atomic on one file system). A failure while serialising (disk full, an
-    exception in a hook, Ctrl-C) therefore leaves an existing checkpoint in ``save_directory`` intact. The saved
+    Saving: everything is first written to a temporary sibling folder; only when that succeeded is the new set swapped
+    in for the previous one (:func:`_swap_in`: all or nothing, stale files of the previous save removed). A failure
+    while serialising (disk full, an exception in a hook, Ctrl-C) or while swapping leaves an existing checkpoint in
+    ``save_directory`` intact. The saved
     ``config.json`` records the ``lrpe_hf_version`` that wrote it and, unless ``bundle_remote_code`` is False,
     the folder receives self-contained modeling code and an ``auto_map`` (``lrpe_hf.hub.remote_code``), so it --
     and a ``push_to_hub`` of it -- loads with ``trust_remote_code=True`` where ``lrpe_hf`` is not installed.
@@ -54,11 +98,7 @@ class AtomicSaveMixin:
             result = super().save_pretrained(tmp, *args, **kwargs)
             self._complete_saved_folder(tmp)
             target.mkdir(parents=True, exist_ok=True)
-            for item in tmp.iterdir():
-                dest = target / item.name
-                if dest.is_dir() and not dest.is_symlink():
-                    shutil.rmtree(dest)
-                os.replace(item, dest)
+            _swap_in(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return result
@@ -166,4 +206,14 @@ def refuse_output_attentions(owner: str, output_attentions) -> None:
         raise ValueError(
             f"{owner} cannot return attention weights (output_attentions=True): its linear-attention layers never "
             "form the attention matrix; use output_hidden_states=True for per-layer outputs"
+        )
+
+
+def check_pixel_values(pixel_values, owner: str) -> None:
+    """Integer pixels (uint8 0-255) would be cast without scaling and give plausible but wrong outputs: refuse them
+    and point at the image processor, which rescales and normalises."""
+    if pixel_values is not None and not pixel_values.is_floating_point():
+        raise ValueError(
+            f"{owner}: pixel_values must be floating point (rescaled and normalised by the image processor), got "
+            f"dtype {pixel_values.dtype}; run the images through the model's image processor first"
         )

@@ -438,3 +438,67 @@ def test_scaled_token_embeddings_start_at_unit_scale():
     model = LrpeModel(cfg)
     std = model.get_input_embeddings()(torch.arange(2000)).std().item()
     assert 0.9 < std < 1.1
+
+
+@pytest.mark.parametrize("first,second", [(None, "20KB"), ("20KB", None), ("20KB", "40KB")])
+def test_resaving_into_a_folder_loads_the_new_weights(tmp_path, first, second):
+    """Sharded <-> unsharded re-saves: the folder must load the second model, with no stale weights left."""
+    m1, m2 = LrpeForCausalLM(tiny()).eval(), LrpeForCausalLM(tiny(lrpe_seed=7)).eval()
+    perturb_(m2)
+    (tmp_path / "notes.txt").write_text("mine")  # a file the user keeps in the folder
+    m1.save_pretrained(tmp_path, **({"max_shard_size": first} if first else {}))
+    m2.save_pretrained(tmp_path, **({"max_shard_size": second} if second else {}))
+    x = ids()
+    assert torch.equal(AutoModelForCausalLM.from_pretrained(tmp_path).eval()(x).logits, m2(x).logits)
+    names = {p.name for p in tmp_path.iterdir()}
+    if second is None:
+        assert not any("-of-" in n or n.endswith(".index.json") for n in names), names
+    else:
+        assert "model.safetensors" not in names
+        index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+        assert set(index["weight_map"].values()) == {n for n in names if "-of-" in n}
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.")]
+
+
+def test_a_failure_at_any_rename_of_the_swap_leaves_the_previous_save(tmp_path, monkeypatch):
+    import os
+
+    import lrpe_hf.models.modeling_common as common
+
+    m1, m2 = LrpeForCausalLM(tiny()).eval(), LrpeForCausalLM(tiny(lrpe_seed=7)).eval()
+    perturb_(m2)
+    m1.save_pretrained(tmp_path, max_shard_size="20KB")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def count(src, dst):
+        calls["n"] += 1
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(common.os, "replace", count)
+    m2.save_pretrained(tmp_path / "probe")  # how many renames one swap over an existing save takes
+    m2.save_pretrained(tmp_path / "probe")
+    calls["n"] = 0
+    m2.save_pretrained(tmp_path / "probe")
+    total = calls["n"]
+    assert total > 4
+    for k in range(1, total + 1):
+        seen = {"n": 0}
+
+        def flaky(src, dst, k=k):
+            seen["n"] += 1
+            if seen["n"] == k:
+                raise OSError(f"rename {k} failed")
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(common.os, "replace", flaky)
+        with pytest.raises(OSError, match=f"rename {k} failed"):
+            m2.save_pretrained(tmp_path)
+        monkeypatch.setattr(common.os, "replace", real_replace)
+        after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "probe"}
+        assert after == before, f"failure at rename {k} changed the folder"
+    x = ids()
+    assert torch.equal(AutoModelForCausalLM.from_pretrained(tmp_path).eval()(x).logits, m1(x).logits)
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.")]
