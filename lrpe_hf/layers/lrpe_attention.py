@@ -101,8 +101,14 @@ class LrpeAttention(nn.Module):
             o = self._softmax(q, k, v, positions, key_mask, cache, causal)
         o = o.transpose(1, 2).reshape(b, n, self.hidden_size)
         if self.attention_norm is not None:
-            o = self.attention_norm(o)
-        return self.o_proj(o)
+            # The raw linear-attention sum comes in float32 (it grows with position and overflows float16 past
+            # ~8k tokens); normalise it there and only then return to the model's dtype.
+            norm = self.attention_norm
+            wide = torch.promote_types(o.dtype, torch.float32)  # float64 stays float64
+            with torch.autocast(device_type=o.device.type, enabled=False):
+                o = F.layer_norm(o.to(wide), norm.normalized_shape, norm.weight.to(wide), norm.bias.to(wide),
+                                 norm.eps)
+        return self.o_proj(o.to(hidden_states.dtype))
 
     # -- linear attention -------------------------------------------------------------------------------------
     def _linear(self, q, k, v, positions, key_mask, cache, causal):
@@ -116,7 +122,8 @@ class LrpeAttention(nn.Module):
             if decay is not None:
                 return self._bidirectional_decayed(q, k, v, decay, km)
             return linear_attention(
-                q, k, v, causal=False, normalize=self.normalize, algorithm=self.algorithm, key_mask=km
+                q, k, v, causal=False, normalize=self.normalize, algorithm=self.algorithm, key_mask=km,
+                output_float32=self.attention_norm is not None,
             )
         initial_state = None if cache is None else cache.get_recurrent_state(self.layer_idx)
         # One new token (a decoding step): the recurrence is one rank-1 update, far cheaper than a 1-token chunk.
@@ -132,6 +139,7 @@ class LrpeAttention(nn.Module):
             decay=decay,
             key_mask=km,
             backend=self.backend,
+            output_float32=self.attention_norm is not None,
         )
         if cache is None:
             return out
@@ -154,14 +162,16 @@ class LrpeAttention(nn.Module):
             m = key_mask.to(k.dtype)[..., None]
             k, v = k * m, v * m.to(v.dtype)
         kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay,
-                      backend=self.backend)
+                      backend=self.backend, output_float32=True)
         fwd = linear_attention(q, k, v, **kwargs)
         bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), **kwargs).flip(-2)
-        diag = (q * k).sum(-1, keepdim=True).to(v.dtype) * v
-        out = fwd + bwd - diag
-        if self.normalize == "denominator":
-            out = out[..., :-1] / out[..., -1:].clamp(min=1e-6)
-        return out
+        with torch.autocast(device_type=q.device.type, enabled=False):  # the sums stay in float32
+            wide = torch.promote_types(v.dtype, torch.float32)
+            diag = (q.to(wide) * k.to(wide)).sum(-1, keepdim=True) * v.to(wide)
+            out = fwd + bwd - diag
+            if self.normalize == "denominator":
+                out = out[..., :-1] / out[..., -1:].clamp(min=1e-6)
+        return out if self.attention_norm is not None else out.to(v.dtype)
 
     # -- softmax attention ------------------------------------------------------------------------------------
     def _softmax(self, q, k, v, positions, key_mask, cache, causal):

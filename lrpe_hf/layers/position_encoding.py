@@ -105,6 +105,17 @@ class PositionEncoding(nn.Module):
         else:
             self.decay = None
 
+    def _apply(self, fn, recurse=True):
+        """``.to()``, ``.half()``, ``.bfloat16()`` move this module but never lower its float tensors below float32:
+        the angles are s * theta with s up to the context length, and a bfloat16 theta (8 bits of mantissa) shifts
+        them by whole turns at long context (LRPE-d at 16k: largest logit error 0.58 instead of 0.04)."""
+        super()._apply(fn, recurse)
+        for store in (self._parameters, self._buffers):
+            for tensor in store.values():
+                if tensor is not None and tensor.dtype in (torch.float16, torch.bfloat16):
+                    tensor.data = tensor.data.float()
+        return self
+
     # -- parameters -------------------------------------------------------------------------------------------
     def _generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device="cpu").manual_seed(int(seed))

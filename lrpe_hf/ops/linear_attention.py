@@ -82,6 +82,7 @@ def linear_attention(
     decay: torch.Tensor | float | None = None,
     key_mask: torch.Tensor | None = None,
     backend: str = "auto",
+    output_float32: bool = False,
 ):
     """Linear attention ``o = q S`` (see module docstring).
 
@@ -100,9 +101,16 @@ def linear_attention(
             contribute nothing (padding never reaches the state).
         backend: ``"auto"`` uses the flash-linear-attention kernel when it is installed, the tensors are on a
             GPU and the call is one it covers (causal, chunked, no denominator); ``"torch"`` forces this code.
+        output_float32: return ``o`` in float32 even for float16/bfloat16 inputs, for a caller that normalises it
+            (LayerNorm over heads) before casting: the raw sum grows with position (5e4 at 8k tokens) and overflows
+            float16 before any norm could bring it back.
+
+    Low-precision inputs are accumulated in float32 with autocast switched off around the sums, so under
+    ``torch.autocast`` the products really run in float32 too.
 
     Returns:
-        ``o (..., n, d_v)`` in the dtype of ``v``, or ``(o, state)`` with ``return_state=True``.
+        ``o (..., n, d_v)`` in the dtype of ``v`` (float32 with ``output_float32``), or ``(o, state)`` with
+        ``return_state=True``.
     """
     _check_args(q, k, v, causal, normalize, algorithm, chunk_size, eps_mode, decay)
     out_dtype = v.dtype
@@ -120,9 +128,25 @@ def linear_attention(
     if backend == "fla":
         raise ValueError("backend='fla' covers only causal, chunked, un-normalised attention")
 
-    # Low-precision inputs: accumulate in float32 (the state sums many products), cast back at the end.
-    compute_dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
-    q, k, v = q.to(compute_dtype), k.to(compute_dtype), v.to(compute_dtype)
+    # Low-precision inputs: accumulate in float32 (the state sums many products), cast back at the end. Autocast
+    # would run the matmuls in bf16/fp16 whatever their inputs are, so it is switched off for the sums.
+    low = (torch.float16, torch.bfloat16)
+    compute_dtype = torch.float32 if q.dtype in low or k.dtype in low or v.dtype in low else q.dtype
+    if output_float32:
+        out_dtype = torch.promote_types(out_dtype, torch.float32)
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        out, state = _torch_linear_attention(
+            q.to(compute_dtype), k.to(compute_dtype), v.to(compute_dtype), causal, normalize, eps, eps_mode,
+            algorithm, chunk_size, initial_state, return_state, decay, compute_dtype,
+        )
+    out = out.to(out_dtype)
+    if return_state:
+        return out, state
+    return out
+
+
+def _torch_linear_attention(q, k, v, causal, normalize, eps, eps_mode, algorithm, chunk_size, initial_state,
+                            return_state, decay, compute_dtype):
     if normalize == "denominator":
         v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
@@ -153,10 +177,7 @@ def linear_attention(
         num, den = out[..., :-1], out[..., -1:]
         den = den.clamp(min=eps) if eps_mode == "clamp" else den + eps
         out = num / den
-    out = out.to(out_dtype)
-    if return_state:
-        return out, state
-    return out
+    return out, state
 
 
 def _decay_matrix(log_lam, n, device, dtype):

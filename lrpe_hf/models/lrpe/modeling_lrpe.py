@@ -123,6 +123,9 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["LrpeBlock"]
     _skip_keys_device_placement = ["cache", "past_key_values"]
+    # Position parameters (theta, Householder vectors, decays) stay float32 under from_pretrained(dtype=...), bf16
+    # included ("strict"), as under .to(dtype) (PositionEncoding._apply): low-precision angles lose the positions.
+    _keep_in_fp32_modules_strict = ["position_encoding"]
     _is_stateful = True  # generate refuses assisted decoding: the recurrent state cannot be rolled back
     _supports_sdpa = False  # softmax layers call SDPA directly; there is no attn_implementation switch
 
