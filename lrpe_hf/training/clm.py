@@ -439,16 +439,61 @@ def load_causal_lm(model_dir: str, device: str | None = None):
 # ----------------------------------------------------------------------------------------------------- the run
 
 
+def last_complete_checkpoint(output_dir) -> str | None:
+    """The newest ``checkpoint-N`` folder that a resume can use; incomplete ones (a save cut off by SIGKILL: no
+    ``trainer_state.json``, config or weights) are skipped with a warning naming them."""
+    found = []
+    for path in Path(output_dir).glob("checkpoint-*"):
+        step = path.name.split("-", 1)[1]
+        if path.is_dir() and step.isdigit():
+            found.append((int(step), path))
+    for _, path in sorted(found, reverse=True):
+        has_weights = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
+        if (path / "trainer_state.json").is_file() and (path / "config.json").is_file() and has_weights:
+            return str(path)
+        logger.warning("Skipping incomplete checkpoint %s (no trainer_state.json, config.json or weights)", path)
+    return None
+
+
+# Fields a resume may differ in: bookkeeping, and what the tokenizer sets (checked through the tokenizer itself).
+_RESUME_FREE_FIELDS = {"transformers_version", "lrpe_hf_version", "architectures", "dtype", "torch_dtype", "vocab_size",
+                       "_name_or_path", "use_cache",
+                       "bos_token_id", "eos_token_id", "pad_token_id", "auto_map"}
+
+
+def check_resume_compatible(checkpoint: str, config, tokenizer_name: str | None) -> None:
+    """Refuse a resume whose arguments build another model than the checkpoint holds (a different ``--preset`` failed
+    deep in the optimizer state before), or a tokenizer other than the checkpoint's (its ids would silently map to
+    other embedding rows)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    saved = AutoConfig.from_pretrained(checkpoint).to_dict()
+    wanted = config.to_dict()
+    changed = sorted(k for k in set(saved) | set(wanted)
+                     if k not in _RESUME_FREE_FIELDS and saved.get(k) != wanted.get(k))
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in changed[:6])
+        raise ValueError(
+            f"cannot resume from {checkpoint}: the arguments build a different model ({details}); resume with the "
+            "arguments of the original run, or pass --overwrite_output_dir to train from scratch"
+        )
+    if tokenizer_name is not None:
+        mine, theirs = AutoTokenizer.from_pretrained(tokenizer_name), AutoTokenizer.from_pretrained(checkpoint)
+        if mine.get_vocab() != theirs.get_vocab():
+            raise ValueError(
+                f"cannot resume from {checkpoint} with --tokenizer_name {tokenizer_name}: its vocabulary differs from "
+                "the checkpoint's tokenizer, so token ids would map to other embeddings"
+            )
+
+
 def _check_output_dir(training_args, run_args) -> str | None:
     """The checkpoint to resume from, if any; refuses to write into a non-empty folder without permission."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     out = Path(training_args.output_dir)
     if training_args.resume_from_checkpoint is not None:
         return training_args.resume_from_checkpoint
     if not out.is_dir() or not training_args.do_train or run_args.overwrite_output_dir:
         return None
-    last = get_last_checkpoint(str(out))
+    last = last_complete_checkpoint(out)
     if last is not None:
         logger.info("Resuming from %s (pass --overwrite_output_dir to train from scratch)", last)
         return last
@@ -477,8 +522,17 @@ def run_clm(model_args: ModelArguments, data_args: DataTrainingArguments, run_ar
     set_seed(training_args.seed)
 
     config = build_config(model_args)  # first: a bad preset or override fails before any data work
+    if checkpoint is not None:
+        check_resume_compatible(checkpoint, config, model_args.tokenizer_name)
     raw = load_raw_datasets(data_args, model_args, seed=training_args.seed)
-    tokenizer = load_or_train_tokenizer(model_args, raw, model_max_length=getattr(config, "max_position_embeddings", None))
+    if checkpoint is not None:
+        # Resuming: the checkpoint's own tokenizer (a tokenizer trained anew on a changed train file would remap ids
+        # under the trained embeddings); check_resume_compatible refused another model above.
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    else:
+        tokenizer = load_or_train_tokenizer(model_args, raw, model_max_length=getattr(config, "max_position_embeddings", None))
     block_size = choose_block_size(data_args, config, tokenizer)
     lm_datasets = build_lm_datasets(data_args, raw, tokenizer, block_size)
     model = build_model(model_args, config, tokenizer)

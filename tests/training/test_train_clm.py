@@ -166,3 +166,47 @@ def test_push_to_hub_uploads_once_at_the_end_with_the_eval_results(tmp_path, mon
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= set(files)
     ppl = json.loads((out / "all_results.json").read_text())["eval_perplexity"]
     assert f"{ppl:.4g}"[:4] in files["README.md"].decode()  # the model-index carries the measured perplexity
+
+
+def _file_run(tmp_path, out, lines, *extra, steps=4):
+    (tmp_path / "train.txt").write_text("\n".join(lines))
+    (tmp_path / "valid.txt").write_text("\n".join(lines[:20]))
+    return train_main([
+        "--train_file", str(tmp_path / "train.txt"), "--validation_file", str(tmp_path / "valid.txt"),
+        "--text_sample_by", "line", "--preset", "lrpe-unitary-householder-learned", "--preset_size", "tiny",
+        "--tokenizer_vocab_size", "300", "--block_size", "16", "--max_steps", str(steps), "--save_steps", "2",
+        "--do_train", "--per_device_train_batch_size", "4", "--report_to", "none", "--disable_tqdm", "true",
+        "--prompt", "", "--output_dir", str(out), "--cache_dir", str(tmp_path / "cache"), *extra,
+    ])
+
+
+def test_resume_keeps_the_checkpoint_tokenizer_and_refuses_another_model(tmp_path, caplog):
+    out = tmp_path / "out"
+    first = [f"alpha_{i} = beta({i}, {i % 7})" for i in range(300)]
+    assert _file_run(tmp_path, out, first, steps=2) == 0
+    vocab = AutoTokenizer.from_pretrained(out / "checkpoint-2").get_vocab()
+    # a changed train file would train another tokenizer; the resume must keep the checkpoint's ids
+    second = [f"zeta_{i} := omega[{i}] ** {i % 5}" for i in range(300)]
+    assert _file_run(tmp_path, out, second, steps=4) == 0
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == vocab
+    assert (out / "checkpoint-4").is_dir()
+    # a different preset builds another model: a clear refusal, not a failure deep in the optimizer state
+    with pytest.raises(ValueError, match="different model"):
+        train_main([
+            "--train_file", str(tmp_path / "train.txt"), "--preset", "lrpe-d", "--preset_size", "tiny",
+            "--block_size", "16", "--max_steps", "6", "--do_train", "--report_to", "none",
+            "--output_dir", str(out), "--cache_dir", str(tmp_path / "cache"), "--prompt", "",
+        ])
+
+
+def test_resume_skips_a_checkpoint_cut_off_by_sigkill(tmp_path, caplog):
+    out = tmp_path / "out"
+    lines = [f"alpha_{i} = beta({i}, {i % 7})" for i in range(300)]
+    assert _file_run(tmp_path, out, lines, steps=2) == 0
+    broken = out / "checkpoint-3"  # what a kill during the save leaves: weights, no trainer_state.json
+    broken.mkdir()
+    (broken / "config.json").write_text((out / "checkpoint-2" / "config.json").read_text())
+    with caplog.at_level("WARNING"):
+        assert _file_run(tmp_path, out, lines, steps=4) == 0
+    assert "Skipping incomplete checkpoint" in caplog.text and "checkpoint-3" in caplog.text
+    assert (out / "checkpoint-4" / "trainer_state.json").is_file()
