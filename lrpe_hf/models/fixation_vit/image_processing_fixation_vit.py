@@ -16,6 +16,8 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import PILImageResampling
 from transformers.processing_utils import ImagesKwargs
 
+from ..processing_common import gray_to_rgb, refuse_prescaled_floats
+
 FRAME_SAMPLING = ("uniform", "random")
 CROP_MODES = ("center", "random")
 
@@ -61,11 +63,16 @@ def _as_frame_list(video) -> list:
     if hasattr(video, "numpy") and not isinstance(video, np.ndarray):  # torch tensor
         video = video.detach().cpu().numpy()
     if isinstance(video, np.ndarray):
+        if video.ndim == 3:  # a gray video (frames, height, width)
+            video = np.repeat(video[..., None], 3, axis=-1)
         if video.ndim != 4:
-            raise ValueError(f"a video array must have 4 dims (frames, height, width, channels), got {video.shape}")
+            raise ValueError(
+                f"a video array must have 4 dims (frames, height, width, channels) or 3 (a gray video: frames, "
+                f"height, width), got {video.shape}"
+            )
         return list(video)
     if isinstance(video, (list, tuple)):
-        return list(video)
+        return list(gray_to_rgb(list(video), frame_ndim=2))  # gray (H, W) frames become RGB
     raise ValueError(f"a video must be an array or a list of frames, got {type(video).__name__}")
 
 
@@ -75,7 +82,7 @@ def _as_video_list(videos) -> list[list]:
         videos = videos.detach().cpu().numpy()
     if isinstance(videos, np.ndarray):
         if videos.ndim == 5:
-            return [list(v) for v in videos]
+            return [_as_frame_list(v) for v in videos]
         return [_as_frame_list(videos)]
     if isinstance(videos, (list, tuple)):
         if len(videos) == 0:
@@ -121,7 +128,9 @@ class FixationViTImageProcessor(PilBackend):
 
     def preprocess(self, videos, **kwargs) -> BatchFeature:
         """``videos``: one video or a batch; a video is a list of frames (PIL images or ``(H, W, C)`` uint8
-        arrays) or an array ``(T, H, W, C)``."""
+        arrays) or an array ``(T, H, W, C)`` (``(T, H, W)`` for a gray video). Float pixels already in [0, 1] are
+        refused while ``do_rescale`` is on (they would be divided by 255 again)."""
+        refuse_prescaled_floats(videos, kwargs.get("do_rescale", self.do_rescale), type(self).__name__)
         return super().preprocess(videos, **kwargs)
 
     def _preprocess_image_like_inputs(self, images, *args, **kwargs) -> BatchFeature:

@@ -91,8 +91,15 @@ class LrpeVitConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         cosformer_eps: float = 1e-6,
         max_relative_length: int = 14,
+        intermediate_size: int | None = None,
         **kwargs,
     ):
+        if intermediate_size is not None:
+            # The standard field name: an MLP this wide, i.e. mlp_ratio = intermediate_size / hidden_size.
+            if isinstance(intermediate_size, bool) or not isinstance(intermediate_size, int) or intermediate_size < 1:
+                raise ValueError(f"intermediate_size must be a positive int, got {intermediate_size!r}")
+            if isinstance(hidden_size, int) and hidden_size > 0:
+                mlp_ratio = intermediate_size / hidden_size
         for name, value in (("image_size", image_size), ("patch_size", patch_size), ("num_channels", num_channels),
                             ("hidden_size", hidden_size), ("num_hidden_layers", num_hidden_layers),
                             ("num_attention_heads", num_attention_heads), ("max_relative_length", max_relative_length)):
@@ -171,6 +178,24 @@ class LrpeVitConfig(PretrainedConfig):
     @property
     def intermediate_size(self) -> int:
         return int(round(self.hidden_size * self.mlp_ratio))
+
+    # Derived fields: a value that agrees is accepted (a config.json written by another tool may carry it), any other
+    # is refused with the field to set instead.
+    def _derived(self, name: str, value, source: str) -> None:
+        if value != getattr(self, name):
+            raise ValueError(f"LrpeVitConfig.{name}={value!r} is derived from {source}; set those instead")
+
+    @head_dim.setter
+    def head_dim(self, value) -> None:
+        self._derived("head_dim", value, "hidden_size / num_attention_heads")
+
+    @num_patches.setter
+    def num_patches(self, value) -> None:
+        self._derived("num_patches", value, "image_size and patch_size")
+
+    @intermediate_size.setter
+    def intermediate_size(self, value) -> None:
+        self._derived("intermediate_size", value, "hidden_size * mlp_ratio (or pass intermediate_size to __init__)")
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "LrpeVitConfig":

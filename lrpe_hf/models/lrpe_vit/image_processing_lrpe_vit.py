@@ -5,6 +5,8 @@ from __future__ import annotations
 from transformers.image_processing_backends import PilBackend
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
+from ..processing_common import gray_to_rgb, refuse_prescaled_floats
+
 
 class LrpeVitImageProcessor(PilBackend):
     """DeiT evaluation transform (the paper's ImageNet recipe): resize the shorter side to 256 (bicubic), centre
@@ -24,7 +26,12 @@ class LrpeVitImageProcessor(PilBackend):
     do_center_crop = True
     do_rescale = True
     do_normalize = True
+    do_convert_rgb = True  # gray, RGBA, palette and CMYK images become RGB, as the pipeline does
     model_input_names = ["pixel_values"]
+
+    def preprocess(self, images, *args, **kwargs):
+        refuse_prescaled_floats(images, kwargs.get("do_rescale", self.do_rescale), type(self).__name__)
+        return super().preprocess(gray_to_rgb(images, frame_ndim=2), *args, **kwargs)
 
 
 __all__ = ["LrpeVitImageProcessor"]

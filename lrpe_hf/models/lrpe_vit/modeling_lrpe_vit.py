@@ -19,7 +19,7 @@ from transformers.utils import can_return_tuple
 
 from ...layers.attention import build_attention, init_attention_weights
 from ...layers.elastic import DropPath, FeedForward, PatchEmbedding, grid_positions
-from ..modeling_common import AtomicSaveMixin
+from ..modeling_common import AtomicSaveMixin, check_pixel_values, refuse_output_attentions, reject_unknown_kwargs
 from .configuration_lrpe_vit import LrpeVitConfig
 
 
@@ -127,9 +127,12 @@ class LrpeVitModel(LrpeVitPreTrainedModel):
         return self.embeddings.patch_embeddings
 
     @can_return_tuple
-    def forward(self, pixel_values=None, output_hidden_states=None, return_dict=None, **kwargs):
+    def forward(self, pixel_values=None, output_hidden_states=None, output_attentions=None, **kwargs):
+        reject_unknown_kwargs(type(self).__name__, kwargs)
+        refuse_output_attentions(type(self).__name__, output_attentions)
         if pixel_values is None:
             raise ValueError("LrpeVitModel needs pixel_values (batch, channels, height, width)")
+        check_pixel_values(pixel_values, type(self).__name__)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
@@ -160,8 +163,10 @@ class LrpeVitForImageClassification(LrpeVitPreTrainedModel):
         self.post_init()
 
     @can_return_tuple
-    def forward(self, pixel_values=None, labels=None, output_hidden_states=None, return_dict=None, **kwargs):
-        outputs = self.lrpe_vit(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+    def forward(self, pixel_values=None, labels=None, output_hidden_states=None, output_attentions=None, **kwargs):
+        kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, ("num_items_in_batch",))
+        outputs = self.lrpe_vit(pixel_values=pixel_values, output_hidden_states=output_hidden_states,
+                                output_attentions=output_attentions)
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:

@@ -38,6 +38,7 @@ from ..modeling_common import (
     CACHE_NAME,
     AtomicSaveMixin,
     cache_output,
+    check_pixel_values,
     refuse_output_attentions,
     reject_unknown_kwargs,
     resolve_cache,
@@ -454,6 +455,7 @@ class MixFormerModel(MixFormerPreTrainedModel):
         if not self.config.is_encoder_decoder:
             if pixel_values is None:
                 raise ValueError("the image MixFormer needs pixel_values (batch, channels, height, width)")
+            check_pixel_values(pixel_values, type(self).__name__)
             x, grid = self.embeddings(pixel_values)
             positions = torch.arange(x.shape[1], device=x.device)
             last, hidden = self.encoder(x, positions=positions, output_hidden_states=output_hidden_states)
