@@ -2,12 +2,14 @@
 
 Decodes each file with PyAV, samples frames with the saved image processor (uniform segments; optionally several
 temporal clips x spatial crops, probabilities averaged) and prints the top-k labels (or JSON with ``--json``).
+A file that cannot be decoded is reported and skipped (as ``smooth`` does); the exit status is 1 if any failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -23,8 +25,10 @@ def classify_videos(model_dir, videos, top_k: int = 5, num_temporal_clips: int =
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json)")
-    if top_k < 1:
-        raise ValueError(f"--top-k must be >= 1, got {top_k}")
+    for name, value in (("--top-k", top_k), ("--temporal-clips", num_temporal_clips),
+                        ("--spatial-crops", num_spatial_crops), ("--batch-size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     model = AutoModelForVideoClassification.from_pretrained(model_dir).eval()
     if model.config.model_type != "fixation_vit":
         raise ValueError(f"{model_dir} holds a {model.config.model_type!r} model, not fixation_vit")
@@ -36,10 +40,15 @@ def classify_videos(model_dir, videos, top_k: int = 5, num_temporal_clips: int =
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"video file not found: {path}")
-    results = []
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        frames = [read_video(p) for p in chunk]
+    results, decoded = {}, []
+    for path in paths:
+        try:
+            decoded.append((path, read_video(path)))
+        except Exception as err:  # PyAV raises several error types for unreadable files; report and go on
+            results[str(path)] = {"file": str(path), "error": f"cannot decode: {err}"}
+    for start in range(0, len(decoded), batch_size):
+        chunk, frames = zip(*decoded[start : start + batch_size])
+        frames = list(frames)
         pixel_values = processor(frames, num_temporal_clips=num_temporal_clips, num_spatial_crops=num_spatial_crops,
                                  return_tensors="pt").pixel_values
         if pixel_values.dim() == 5:
@@ -48,20 +57,28 @@ def classify_videos(model_dir, videos, top_k: int = 5, num_temporal_clips: int =
         k = min(top_k, probs.shape[-1])
         scores, indices = probs.topk(k, dim=-1)
         for path, s, idx in zip(chunk, scores.tolist(), indices.tolist()):
-            results.append({"file": str(path), "predictions": [
-                {"label": model.config.id2label.get(i, str(i)), "score": round(float(v), 6)} for v, i in zip(s, idx)]})
-    return results
+            results[str(path)] = {"file": str(path), "predictions": [
+                {"label": model.config.id2label.get(i, str(i)), "score": round(float(v), 6)} for v, i in zip(s, idx)]}
+    return [results[str(path)] for path in paths]  # in the order given
 
 
 def run(args) -> int:
     results = classify_videos(args.model_dir, args.videos, args.top_k, args.temporal_clips, args.spatial_crops,
                               args.batch_size)
+    failed = [r for r in results if "error" in r]
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
+            if "error" in r:
+                continue
             preds = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in r["predictions"])
             print(f"{r['file']}: {preds}")
+    for r in failed:
+        print(f"{r['file']}: error: {r['error']}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(results)} file(s) failed", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -56,7 +56,14 @@ def run(args) -> int:
             if out.resolve() in input_set:
                 raise ValueError(f"output {out} would overwrite input {path}; choose another --output-dir")
 
-    pipe = SmoothingPipeline(args.model, device=args.device)
+    try:
+        pipe = SmoothingPipeline(args.model, device=args.device)
+    except OSError as err:
+        if Path(args.model).expanduser().exists():
+            raise
+        # Not a folder here: Transformers then tried the Hub and reports a connection problem, not the typo.
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FileNotFoundError(f"--model {args.model}: no such folder, and not loadable as a Hub id ({reason})") from err
     output_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for index, (path, plan) in enumerate(zip(inputs, plans), start=1):

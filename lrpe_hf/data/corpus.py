@@ -224,6 +224,20 @@ def _add_validation_split(dataset_dict, validation_split_percentage: int, seed: 
     return dataset_dict
 
 
+def _check_text_file(split: str, path: Path) -> None:
+    """An empty or binary data file otherwise ends in a long ``datasets`` traceback (or a train split of nothing)."""
+    head = path.open("rb").read(1 << 16)
+    if not head.strip():
+        raise ValueError(f"{split}_file {path} is empty: give a file with text")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if len(head) < (1 << 16) or err.start < len(head) - 4:  # not just a character cut at the read boundary
+            raise ValueError(f"{split}_file {path} is not UTF-8 text (byte {err.start}): give a text or JSON lines file") from None
+    if b"\x00" in head:
+        raise ValueError(f"{split}_file {path} contains NUL bytes: it looks binary, not text")
+
+
 def load_text_files(
     train_file: str,
     validation_file: str | None = None,
@@ -250,6 +264,7 @@ def load_text_files(
     for split, path in files.items():
         if not Path(path).is_file():
             raise FileNotFoundError(f"{split}_file does not exist: {path}")
+        _check_text_file(split, Path(path))
     builders = {_builder_for(p) for p in files.values()}
     if len(builders) != 1:
         raise ValueError(f"data files must all be text or all be JSON lines, got {sorted(files.values())}")

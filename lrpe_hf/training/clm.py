@@ -429,6 +429,17 @@ def load_causal_lm(model_dir: str, device: str | None = None):
         raise FileNotFoundError(f"model folder not found: {model_dir}")
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} has no config.json: not a saved model folder")
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    config = AutoConfig.from_pretrained(model_dir)
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING or not any(
+        name.endswith("ForCausalLM") for name in (config.architectures or [])
+    ):
+        raise ValueError(
+            f"{model_dir} holds a {config.model_type!r} model ({', '.join(config.architectures or ['?'])}), not a "
+            "causal LM: generation needs a model saved from an AutoModelForCausalLM class"
+        )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     if device is not None:
@@ -489,6 +500,8 @@ def check_resume_compatible(checkpoint: str, config, tokenizer_name: str | None)
 def _check_output_dir(training_args, run_args) -> str | None:
     """The checkpoint to resume from, if any; refuses to write into a non-empty folder without permission."""
     out = Path(training_args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output_dir {out} is a file, not a folder; choose another --output_dir")
     if training_args.resume_from_checkpoint is not None:
         return training_args.resume_from_checkpoint
     if not out.is_dir() or not training_args.do_train or run_args.overwrite_output_dir:

@@ -86,3 +86,11 @@ def test_smooth_cli_never_overwrites_inputs_or_results(model_dir, tmp_path, caps
     assert main(["smooth", str(paths["rgb"]), str(other / "rgb.png"), "--model", str(model_dir),
                  "--output-dir", str(tmp_path / "two")]) == 0
     assert (tmp_path / "two" / "rgb.png").exists() and (tmp_path / "two" / "rgb_2.png").exists()
+
+
+def test_smooth_cli_names_a_missing_model_folder(tmp_path, capsys):
+    image = tmp_path / "in.png"
+    PIL.Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(image)
+    assert main(["smooth", str(image), "--model", "no_such_dir", "--output-dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "no_such_dir: no such folder" in err

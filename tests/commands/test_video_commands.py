@@ -84,3 +84,19 @@ def test_ablation_table(trained, tmp_path):
     assert rows["control: full model, frames shuffled"]["shuffle_frames"] is True
     table = (out / "ablation.md").read_text()
     assert "| full (fixation + both shifts) |" in table and "Chance top-1 = 0.500" in table
+
+
+def test_classify_video_skips_an_undecodable_file_and_refuses_zero_counts(trained, tmp_path, capsys):
+    data, out = trained
+    good = next((data / "validation" / "up_then_left").glob("*.mp4"))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 10)
+    assert cli_main(["classify-video", str(out), str(broken), str(good), "--json"]) == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert [r["file"] for r in result] == [str(broken), str(good)]  # in the order given
+    assert "error" in result[0] and result[1]["predictions"]
+    assert "1 of 2 file(s) failed" in captured.err
+    for flag in ("--batch-size", "--temporal-clips", "--spatial-crops", "--top-k"):
+        assert cli_main(["classify-video", str(out), str(good), flag, "0"]) == 1
+        assert f"{flag} must be a positive integer" in capsys.readouterr().err

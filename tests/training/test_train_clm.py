@@ -210,3 +210,26 @@ def test_resume_skips_a_checkpoint_cut_off_by_sigkill(tmp_path, caplog):
         assert _file_run(tmp_path, out, lines, steps=4) == 0
     assert "Skipping incomplete checkpoint" in caplog.text and "checkpoint-3" in caplog.text
     assert (out / "checkpoint-4" / "trainer_state.json").is_file()
+
+
+def test_bad_data_files_and_output_dir_fail_early_with_a_clear_message(tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("  \n")
+    (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "text.txt").write_text("x = 1\n" * 50)
+    (tmp_path / "a_file").write_text("mine")
+    base = ["train", "clm", "--preset_size", "tiny", "--max_steps", "1", "--do_train", "--report_to", "none"]
+    assert cli_main([*base, "--train_file", str(tmp_path / "empty.txt"), "--output_dir", str(tmp_path / "o1")]) == 1
+    assert "is empty" in capsys.readouterr().err
+    assert cli_main([*base, "--train_file", str(tmp_path / "binary.txt"), "--output_dir", str(tmp_path / "o2")]) == 1
+    assert "not UTF-8 text" in capsys.readouterr().err
+    assert cli_main([*base, "--train_file", str(tmp_path / "text.txt"), "--output_dir", str(tmp_path / "a_file")]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_generate_command_refuses_a_model_that_is_not_a_causal_lm(tmp_path, capsys):
+    from lrpe_hf.models.lrpe import LrpeConfig, LrpeForSequenceClassification
+
+    LrpeForSequenceClassification(LrpeConfig.from_preset("nope", size="tiny", vocab_size=40)).save_pretrained(tmp_path)
+    assert cli_main(["generate", str(tmp_path), "--prompt", "x"]) == 1
+    assert "not a causal LM" in capsys.readouterr().err

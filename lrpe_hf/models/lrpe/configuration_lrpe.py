@@ -200,6 +200,8 @@ class LrpeConfig(PreTrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
         self.use_cache = use_cache  # the base class drops generation parameters (hf_integration section 1)
+        # Before the base class: its own architecture validator divides by num_attention_heads.
+        self._validate_numbers(kwargs.get("num_labels"))
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
@@ -210,6 +212,20 @@ class LrpeConfig(PreTrainedConfig):
         self.validate_lrpe()
 
     # -- validation -------------------------------------------------------------------------------------------
+    def _validate_numbers(self, num_labels=None) -> None:
+        for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                      "chunk_size", "max_position_embeddings"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"LrpeConfig.{field} must be a positive int, got {value!r}")
+        if isinstance(self.layer_norm_eps, bool) or not isinstance(self.layer_norm_eps, (int, float)) \
+                or not self.layer_norm_eps > 0:
+            raise ValueError(f"LrpeConfig.layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
+        if not isinstance(self.lrpe_seed, int) or isinstance(self.lrpe_seed, bool) or self.lrpe_seed < 0:
+            raise ValueError(f"LrpeConfig.lrpe_seed must be a non-negative int, got {self.lrpe_seed!r}")
+        if num_labels is not None and (not isinstance(num_labels, int) or num_labels < 1):
+            raise ValueError(f"LrpeConfig.num_labels must be a positive int, got {num_labels!r}")
+
     def validate_lrpe(self) -> None:
         """Raise ValueError naming the field, the bad value and the allowed values."""
         _check_choice("feature_map", self.feature_map, FEATURE_MAPS)
@@ -224,11 +240,7 @@ class LrpeConfig(PreTrainedConfig):
         _check_choice("classifier_pooling", self.classifier_pooling, CLASSIFIER_POOLINGS)
         _check_choice("attention_algorithm", self.attention_algorithm, ALGORITHMS)
         _check_choice("linear_attention_backend", self.linear_attention_backend, BACKENDS)
-        for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                      "chunk_size", "max_position_embeddings"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"LrpeConfig.{field} must be a positive int, got {value!r}")
+        self._validate_numbers()
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"LrpeConfig.hidden_size={self.hidden_size} must be divisible by "

@@ -225,6 +225,8 @@ class LrpeModel(LrpePreTrainedModel):
                     f"got {tuple(inputs_embeds.shape)}"
                 )
             b, n = inputs_embeds.shape[:2]
+        if n == 0:
+            raise ValueError("LrpeModel: got an empty sequence (seq_len 0); give at least one token")
         if attention_mask is not None:
             past = "past" if past_length is None else past_length  # a recurrent state does not know its length
             fits = attention_mask.shape[-1] == n or (

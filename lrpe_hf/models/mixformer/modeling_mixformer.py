@@ -523,6 +523,16 @@ class MixFormerForImageClassification(MixFormerPreTrainedModel):
         return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
+def _check_token_ids(ids, vocab_size: int, name: str, ignore_index: int | None = None) -> None:
+    """Token ids outside the vocabulary would fail as a bare IndexError deep in the embedding (or the loss)."""
+    if ids is None or torch.compiler.is_compiling() or not ids.numel():
+        return
+    values = ids if ignore_index is None else ids[ids != ignore_index]
+    if values.numel() and (int(values.min()) < 0 or int(values.max()) >= vocab_size):
+        allowed = f"[0, vocab_size={vocab_size})" + (f" or {ignore_index}" if ignore_index is not None else "")
+        raise ValueError(f"{name} must lie in {allowed}, got values in [{int(values.min())}, {int(values.max())}]")
+
+
 def shift_tokens_right(input_ids: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Decoder inputs from labels: ``[start, y_0, ..., y_{n-2}]`` with ``-100`` replaced by the pad id."""
     if decoder_start_token_id is None or pad_token_id is None:
@@ -586,6 +596,9 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
         # tokenizer: forwarded by generate(stop_strings=..., tokenizer=tok) in Transformers 5.24; ignored.
         kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, ("num_items_in_batch", "tokenizer"))
         kwargs.pop("tokenizer", None)
+        _check_token_ids(input_ids, self.config.vocab_size, "input_ids")
+        _check_token_ids(decoder_input_ids, self.config.vocab_size, "decoder_input_ids")
+        _check_token_ids(labels, self.config.vocab_size, "labels", ignore_index=-100)
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:

@@ -102,3 +102,17 @@ def test_unknown_preset_and_size():
         LrpeConfig.from_preset("lrpe-foo")
     with pytest.raises(ValueError, match="wikitext-base"):
         LrpeConfig.from_preset("rope", size="huge")
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("num_attention_heads", 0, "num_attention_heads must be a positive int"),  # was a ZeroDivisionError
+    ("hidden_size", "32", "hidden_size must be a positive int"),
+    ("layer_norm_eps", -1, "layer_norm_eps must be a positive number"),  # was accepted: all-NaN logits
+    ("lrpe_seed", "abc", "lrpe_seed must be a non-negative int"),  # was a TypeError at build time
+    ("num_labels", 0, "num_labels must be a positive int"),
+])
+def test_bad_numbers_name_the_field(field, value, match):
+    kwargs = dict(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    kwargs[field] = value
+    with pytest.raises(ValueError, match=match):
+        LrpeConfig(**kwargs)

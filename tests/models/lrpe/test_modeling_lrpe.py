@@ -502,3 +502,10 @@ def test_a_failure_at_any_rename_of_the_swap_leaves_the_previous_save(tmp_path, 
     x = ids()
     assert torch.equal(AutoModelForCausalLM.from_pretrained(tmp_path).eval()(x).logits, m1(x).logits)
     assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.")]
+
+
+def test_empty_sequence_is_refused_clearly():
+    """It was a ZeroDivisionError in the causal LM and a silent NaN in classification."""
+    for model in (LrpeForCausalLM(tiny()), LrpeForSequenceClassification(tiny(num_labels=2))):
+        with pytest.raises(ValueError, match="empty sequence"):
+            model(torch.zeros(1, 0, dtype=torch.long))

@@ -314,3 +314,17 @@ def test_standard_head_count_field_sets_every_layer():
         cfg.uses_linear_attention = True
     reloaded = MixFormerConfig.from_dict(cfg.to_dict())
     assert reloaded.layer_num_heads == [4, 4]
+
+
+def test_out_of_vocabulary_ids_and_labels_are_named():
+    model = random_seq2seq()
+    ids, mask = source_batch()
+    bad = ids.clone()
+    bad[0, 0] = 40  # vocab_size is 40
+    with pytest.raises(ValueError, match="input_ids must lie in"):
+        model(input_ids=bad, attention_mask=mask, decoder_input_ids=ids[:, :2])
+    with pytest.raises(ValueError, match="labels must lie in"):
+        model(input_ids=ids, attention_mask=mask, labels=bad)
+    labels = ids.clone()
+    labels[:, -2:] = -100  # ignored positions are fine
+    assert torch.isfinite(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
