@@ -187,7 +187,9 @@ def test_resume_keeps_the_checkpoint_tokenizer_and_refuses_another_model(tmp_pat
     vocab = AutoTokenizer.from_pretrained(out / "checkpoint-2").get_vocab()
     # a changed train file would train another tokenizer; the resume must keep the checkpoint's ids
     second = [f"zeta_{i} := omega[{i}] ** {i % 5}" for i in range(300)]
-    assert _file_run(tmp_path, out, second, steps=4) == 0
+    with caplog.at_level("WARNING"):
+        assert _file_run(tmp_path, out, second, steps=4) == 0
+    assert "missing keys" not in caplog.text  # the tied lm_head is re-tied, not reported missing
     assert AutoTokenizer.from_pretrained(out).get_vocab() == vocab
     assert (out / "checkpoint-4").is_dir()
     # a different preset builds another model: a clear refusal, not a failure deep in the optimizer state

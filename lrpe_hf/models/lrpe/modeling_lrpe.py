@@ -379,6 +379,10 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.model = LrpeModel(config, causal=True)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            # The tied head is not stored; listing it lets the Trainer's resume re-tie it instead of logging it as
+            # a missing key of the checkpoint.
+            self._keys_to_ignore_on_save = ["lm_head.weight"]
         self.post_init()
 
     @classmethod
