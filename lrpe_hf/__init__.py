@@ -45,12 +45,15 @@ def _warn_if_unverified_transformers() -> None:
 def _register_all() -> None:
     import transformers
 
+    from .models.checkpoint import ARCHITECTURE_MODEL_TYPES
+
     for model_type, module_name in MODEL_TYPES.items():
         module = importlib.import_module(f"lrpe_hf.models.{module_name}")
         config_class = module.CONFIG_CLASS
         transformers.AutoConfig.register(model_type, config_class)
         for auto_name, model_class in module.AUTO_MODEL_CLASSES.items():
             getattr(transformers, auto_name).register(config_class, model_class)
+            ARCHITECTURE_MODEL_TYPES[model_class.__name__] = model_type
         processor = getattr(module, "IMAGE_PROCESSOR_CLASS", None)
         if processor is not None:
             transformers.AutoImageProcessor.register(config_class, image_processor_classes={"pil": processor})

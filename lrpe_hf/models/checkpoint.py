@@ -27,6 +27,23 @@ class CheckpointError(ValueError):
     """A checkpoint folder cannot be loaded; the message names the file and the problem."""
 
 
+#: Architecture class name -> model_type of every package model, filled by the registry when ``lrpe_hf`` is
+#: imported (empty in a remote-code bundle, where the check below then does nothing).
+ARCHITECTURE_MODEL_TYPES: dict[str, str] = {}
+
+
+def check_architectures(model_type: str, architectures) -> None:
+    """A config.json whose ``model_type`` was edited to another package type (or mixed up) would fail on the first
+    field the other config does not know; name the mismatch instead."""
+    for name in architectures or ():
+        owner = ARCHITECTURE_MODEL_TYPES.get(name)
+        if owner is not None and owner != model_type:
+            raise CheckpointError(
+                f"config.json says model_type {model_type!r}, but its architectures {list(architectures)} are "
+                f"{owner!r} models: the file was edited or mixed up; its model_type should be {owner!r}"
+            )
+
+
 def _release(version: str) -> tuple[int, ...]:
     """(0, 1, 0) from "0.1.0", "0.1.0rc1" or "0.1.0.dev3"."""
     match = re.match(r"\d+(?:\.\d+)*", version)

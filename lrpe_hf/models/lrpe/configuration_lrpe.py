@@ -1,3 +1,4 @@
+# Copyright 2026 The lrpe_hf authors. Licensed under the Apache License, Version 2.0.
 """Configuration of LRPE linear-attention language models (arXiv 2307.09270)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import copy
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
+from ..checkpoint import check_architectures
 from ...ops.feature_maps import FEATURE_MAPS
 
 POSITION_ENCODINGS = ("lrpe", "rope", "cosformer", "permuteformer", "lrpe_d", "nope")
@@ -166,6 +168,7 @@ class LrpeConfig(PreTrainedConfig):
         eos_token_id: int | None = None,
         **kwargs,
     ):
+        check_architectures(self.model_type, kwargs.get("architectures"))
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers

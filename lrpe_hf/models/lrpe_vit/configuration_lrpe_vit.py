@@ -1,9 +1,11 @@
+# Copyright 2026 The lrpe_hf authors. Licensed under the Apache License, Version 2.0.
 """Configuration of the LRPE vision transformer (arXiv 2307.09270, image classification)."""
 
 from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from ..checkpoint import check_architectures
 from ...layers.attention import ATTENTION_TYPES, LRPE_2D_MODES
 from ...ops import FEATURE_MAPS
 from ...ops.lrpe import LRPE_CORES, LRPE_P_MATRICES
@@ -94,6 +96,7 @@ class LrpeVitConfig(PretrainedConfig):
         intermediate_size: int | None = None,
         **kwargs,
     ):
+        check_architectures(self.model_type, kwargs.get("architectures"))
         if intermediate_size is not None:
             # The standard field name: an MLP this wide, i.e. mlp_ratio = intermediate_size / hidden_size.
             if isinstance(intermediate_size, bool) or not isinstance(intermediate_size, int) or intermediate_size < 1:

@@ -1,9 +1,11 @@
+# Copyright 2026 The lrpe_hf authors. Licensed under the Apache License, Version 2.0.
 """Configuration of the mixed-attention transformer (mixFormer / "mFormer", arXiv 2207.13955)."""
 
 from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from ..checkpoint import check_architectures
 from ...layers.attention import ATTENTION_TYPES, LINEAR_ATTENTION_TYPES
 from ...ops import FEATURE_MAPS
 from ...ops.lrpe import LRPE_CORES, LRPE_P_MATRICES
@@ -131,6 +133,7 @@ class MixFormerConfig(PretrainedConfig):
         num_attention_heads: int | None = None,
         **kwargs,
     ):
+        check_architectures(self.model_type, kwargs.get("architectures"))
         _positive_int("hidden_size", hidden_size)
         _positive_int("num_hidden_layers", num_hidden_layers)
         _positive_int("head_dim", head_dim)

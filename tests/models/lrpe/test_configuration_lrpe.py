@@ -116,3 +116,20 @@ def test_bad_numbers_name_the_field(field, value, match):
     kwargs[field] = value
     with pytest.raises(ValueError, match=match):
         LrpeConfig(**kwargs)
+
+
+def test_a_config_json_naming_another_model_type_is_reported_as_a_mismatch(tmp_path):
+    """Editing model_type to another package type used to fail on the first unknown field
+    ("attention_type='linear' is not supported")."""
+    import json
+
+    from transformers import AutoModel
+
+    from lrpe_hf.models.lrpe import LrpeForCausalLM
+
+    LrpeForCausalLM(LrpeConfig.from_preset("nope", size="tiny", vocab_size=40)).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model_type"] = "lrpe_vit"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="model_type 'lrpe_vit', but its architectures .* are 'lrpe' models"):
+        AutoModel.from_pretrained(tmp_path)
