@@ -217,3 +217,20 @@ def check_pixel_values(pixel_values, owner: str) -> None:
             f"{owner}: pixel_values must be floating point (rescaled and normalised by the image processor), got "
             f"dtype {pixel_values.dtype}; run the images through the model's image processor first"
         )
+
+
+_ROLLBACK_OPTIONS = ("assistant_model", "prompt_lookup_num_tokens", "assistant_early_exit")
+
+
+def refuse_rollback_decoding(model, kwargs: dict) -> None:
+    """Assisted, speculative and prompt-lookup decoding crop the cache after rejected drafts; a recurrent state cannot
+    be cropped yet. Transformers up to 5.24 refuses them for ``_is_stateful`` models; 5.25 no longer does and fails
+    deep inside with an unrelated error. Refuse them here, the same on every release."""
+    config = kwargs.get("generation_config")
+    asked = [name for name in _ROLLBACK_OPTIONS
+             if kwargs.get(name) is not None or getattr(config, name, None) is not None]
+    if asked:
+        raise ValueError(
+            f"{type(model).__name__} is a stateful model (a recurrent linear-attention state that cannot be rolled "
+            f"back yet): assisted, speculative and prompt-lookup decoding ({', '.join(asked)}) are not supported"
+        )

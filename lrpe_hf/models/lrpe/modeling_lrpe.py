@@ -32,6 +32,7 @@ from ..modeling_common import (
     cache_output,
     refuse_output_attentions,
     CACHE_NAME,
+    refuse_rollback_decoding,
     reject_unknown_kwargs,
     resolve_cache,
 )
@@ -384,6 +385,10 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
             # a missing key of the checkpoint.
             self._keys_to_ignore_on_save = ["lm_head.weight"]
         self.post_init()
+
+    def generate(self, *args, **kwargs):
+        refuse_rollback_decoding(self, kwargs)
+        return super().generate(*args, **kwargs)
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:

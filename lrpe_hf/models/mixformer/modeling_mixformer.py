@@ -40,6 +40,7 @@ from ..modeling_common import (
     cache_output,
     check_pixel_values,
     refuse_output_attentions,
+    refuse_rollback_decoding,
     reject_unknown_kwargs,
     resolve_cache,
 )
@@ -565,6 +566,10 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
         self.mixformer = MixFormerModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+
+    def generate(self, *args, **kwargs):
+        refuse_rollback_decoding(self, kwargs)
+        return super().generate(*args, **kwargs)
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:

@@ -269,8 +269,8 @@ def test_sampling_and_refused_assisted_decoding():
     assert out.shape[0] == 6
     with pytest.raises(ValueError):
         model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=3, assistant_model=random_seq2seq(1))
-    out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :2], use_cache=True)
-    assert not getattr(out, CACHE_NAME).is_croppable  # recurrent states cannot be rolled back
+    with pytest.raises(ValueError, match="stateful"):
+        model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=3, prompt_lookup_num_tokens=2)
 
 
 def test_trainer_lowers_seq2seq_loss(tmp_path):
