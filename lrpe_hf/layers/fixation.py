@@ -110,19 +110,26 @@ class FixationAttention(nn.Module):
 
         dropout = self.attention_dropout if self.training else 0.0
         probs = None
-        if self.attention_type == "linear":
-            if dropout:  # there is no weight matrix: drop re-weighted query and key features instead
-                query, key = F.dropout(query, dropout, True), F.dropout(key, dropout, True)
+        if self.attention_type == "linear" and dropout:
+            # there is no weight matrix: drop re-weighted query and key features instead
+            query, key = F.dropout(query, dropout, True), F.dropout(key, dropout, True)
+        if output_attentions:
+            # Materialised only on request (O(L^2)), and then the output is computed from these maps so that they
+            # lie on the gradient path (attribution): rows sum to ~1; for linear attention this is the same
+            # row-normalised product that linear_attention computes without forming it.
+            scores = query @ key.transpose(-1, -2)
+            if self.attention_type == "linear":
+                probs = scores / (scores.sum(-1, keepdim=True) + self.eps)
+                context = probs @ value
+            else:
+                probs = torch.softmax(scores * self.head_dim**-0.5, dim=-1)
+                context = F.dropout(probs, dropout, self.training) @ value
+        elif self.attention_type == "linear":
             context = linear_attention(
                 query, key, value, causal=False, normalize="denominator", eps=self.eps, eps_mode="add"
             )
-            if output_attentions:  # materialised only on request (O(L^2)); rows sum to ~1
-                scores = query @ key.transpose(-1, -2)
-                probs = scores / (scores.sum(-1, keepdim=True) + self.eps)
         else:
             context = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
-            if output_attentions:
-                probs = torch.softmax((query @ key.transpose(-1, -2)) * self.head_dim**-0.5, dim=-1)
         context = context.transpose(1, 2).reshape(batch, length, hidden)
         return self.out_proj(context), probs
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The lrpe_hf authors. Licensed under the Apache License, Version 2.0.
 """Configuration of the texture- and structure-guided smoothing network (TPN + SPN + DGFN/TSAFN).
 
 Paper: Lu, You, Barnes, "Deep Texture and Structure Aware Filtering Network for Image Smoothing" (arXiv 1712.02893,

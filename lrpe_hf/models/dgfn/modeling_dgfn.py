@@ -24,7 +24,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from ...ops.image_quality import ssim
 from ...ops.kernel_prediction import weighted_neighbourhood_average
-from ..modeling_common import AtomicSaveMixin
+from ..modeling_common import AtomicSaveMixin, reject_unknown_kwargs
 from .configuration_dgfn import DgfnConfig
 
 TRAINING_STAGES = ("tpn", "spn", "filter", "joint")
@@ -33,6 +33,9 @@ GUIDANCE_MODES = ("predicted", "ground_truth")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _HED_BGR_MEAN = (104.00699, 116.66877, 122.67892)
+# pixel_values are images in [0, 1]; this much outside is rounding or interpolation overshoot, more is a 0-255 or
+# normalised image that would give a plausible but wrong result
+_RANGE_TOLERANCE = 0.01
 
 
 @dataclass
@@ -178,6 +181,13 @@ class StructurePredictionNetwork(nn.Module):
         height, width = pixel_values.shape[-2:]
         x = pixel_values.flip(1) if self.normalization == "hed" else pixel_values
         hidden = (x - self.input_mean) / self.input_std
+        if self.training and self.stages[0].gradient_checkpointing and torch.is_grad_enabled() and any(
+            p.requires_grad for p in self.stages.parameters()
+        ):
+            # Reentrant checkpointing (use_reentrant=True) detaches a stage none of whose inputs requires grad: the
+            # image does not, so every SPN weight would silently get no gradient. Same remedy as Transformers'
+            # enable_input_require_grads: the normalised input requires grad.
+            hidden.requires_grad_(True)
         sides = []
         for stage, side_conv in zip(self.stages, self.side_convs):
             hidden = stage(hidden)
@@ -234,6 +244,9 @@ class DgfnPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _no_split_modules = []
+    # The losses are means that ignore the Trainer's num_items_in_batch: so that the Trainer divides them by the
+    # gradient-accumulation steps itself (else accumulated gradients are that many times too large).
+    accepts_loss_kwargs = False
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         if getattr(self, "batchnorm_folded", False):
@@ -348,6 +361,12 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
             raise ValueError(f"pixel_values must be floating point in [0, 1], got dtype {pixel_values.dtype}")
         if not torch.isfinite(pixel_values).all():
             raise ValueError("pixel_values contains NaN or infinite values")
+        low, high = pixel_values.aminmax()
+        if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+            raise ValueError(
+                f"pixel_values must lie in [0, 1], got values in [{low.item():.4g}, {high.item():.4g}]: rescale 0-255 "
+                "images by 1/255 and do not normalise them (DgfnImageProcessor does this)"
+            )
 
     @can_return_tuple
     def forward(
@@ -357,6 +376,8 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
         texture_labels: torch.Tensor | None = None,
         structure_labels: torch.Tensor | None = None,
         guidance: str | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> DgfnImageSmoothingOutput:
@@ -369,7 +390,17 @@ class DgfnForImageSmoothing(DgfnPreTrainedModel):
             guidance: `"predicted"` (default) or `"ground_truth"`: feed `texture_labels`/`structure_labels` to the
                 filtering network instead of running the TPN and SPN (which then get no gradient). Defaults to
                 `"ground_truth"` in the `"filter"` training stage.
+            output_attentions / output_hidden_states: refused when true (here or in the config): a CNN has no
+                attention weights and no (batch, seq, hidden) states; the guidance maps are in the output.
         """
+        reject_unknown_kwargs(type(self).__name__, kwargs)
+        for flag, value in (("output_attentions", output_attentions), ("output_hidden_states", output_hidden_states)):
+            if value if value is not None else getattr(self.config, flag):
+                raise ValueError(
+                    f"{type(self).__name__} cannot return {flag.removeprefix('output_')} ({flag}=True, in the call "
+                    "or the config): it is a CNN without attention or (batch, seq, hidden) hidden states; its "
+                    "intermediate results are texture_map, structure_map and structure_side_outputs"
+                )
         if self.training and getattr(self, "batchnorm_folded", False):
             raise ValueError(
                 "this model is an inference-only copy with BatchNorm folded into its convolutions (fold_batchnorm); "

@@ -1,3 +1,4 @@
+# Copyright 2026 The lrpe_hf authors. Licensed under the Apache License, Version 2.0.
 """Configuration of the feature-fixation linear video transformer (``model_type="fixation_vit"``)."""
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from transformers.utils import can_return_tuple
 
 from ...layers.fixation import ConvFeedForward, DropPath, FixationAttention, OverlapPatchEmbedding
 from ...ops.shifts import spatial_shift, temporal_shift
-from ..modeling_common import AtomicSaveMixin
+from ..modeling_common import AtomicSaveMixin, reject_unknown_kwargs
 from .configuration_fixation_vit import FixationViTConfig
 
 
@@ -161,14 +161,18 @@ class FixationViTModel(FixationViTPreTrainedModel):
     def __init__(self, config: FixationViTConfig):
         super().__init__(config)
         self.embeddings = FixationViTEmbeddings(config)
-        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        # linearly increasing stochastic depth, in plain Python: a torch tensor here cannot be read on the meta device
+        depth = config.num_hidden_layers
+        rates = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.layer = nn.ModuleList(FixationViTLayer(config, rate) for rate in rates)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.gradient_checkpointing = False
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
-        return self.embeddings.patch_embeddings
+        # the patch convolution itself: enable_input_require_grads (PEFT with gradient checkpointing) hooks this
+        # module's output, which must be a tensor, not the embedding's (tokens, height, width)
+        return self.embeddings.patch_embeddings.projection
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         if pixel_values is None:
@@ -180,6 +184,9 @@ class FixationViTModel(FixationViTPreTrainedModel):
                 f"pixel_values must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}"
                 + hint
             )
+        if pixel_values.numel() == 0:
+            raise ValueError(f"pixel_values is empty (shape {tuple(pixel_values.shape)}); pass at least one video "
+                             "of one frame")
         if pixel_values.shape[2] != self.config.num_channels:
             raise ValueError(
                 f"pixel_values has {pixel_values.shape[2]} channels at dim 2 but config.num_channels="
@@ -200,8 +207,11 @@ class FixationViTModel(FixationViTPreTrainedModel):
             Normalised frames, e.g. from [`FixationViTImageProcessor`].
         output_attentions (`bool`, *optional*):
             Materialise the (row-normalised) attention maps; one `(batch * frames, heads, N, N)` spatial map per
-            layer is returned in `attentions` (the temporal maps are not). This costs O(N^2) memory.
+            layer is returned in `attentions` (the temporal maps are not). This costs O(N^2) memory. The spatial
+            attention then computes its output from these maps, so they (like `hidden_states`, which are the tensors
+            the layers consume) lie on the gradient path for attribution.
         """
+        reject_unknown_kwargs(type(self).__name__, kwargs)
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -215,20 +225,23 @@ class FixationViTModel(FixationViTPreTrainedModel):
                 f"spatial shift (size {self.config.spatial_shift_size}); use larger frames or spatial_shift=False"
             )
 
-        def as_output(x):
-            return x.reshape(batch, frames * x.shape[1], x.shape[2])
-
-        all_hidden = (as_output(hidden_states),) if output_hidden_states else None
+        # Between layers the tokens are kept as (B, T * N, D); each layer gets a (B * T, N, D) view of that very
+        # tensor, so the returned hidden states are the ones the model computes with (gradients reach them).
+        tokens = hidden_states.shape[1]
+        hidden_states = hidden_states.reshape(batch, frames * tokens, -1)
+        all_hidden = (hidden_states,) if output_hidden_states else None
         all_attn = () if output_attentions else None
         for layer in self.layer:
-            hidden_states, _, spatial_probs = layer(
-                hidden_states, batch_size=batch, height=height, width=width, output_attentions=bool(output_attentions)
+            out, _, spatial_probs = layer(
+                hidden_states.view(batch * frames, tokens, -1), batch_size=batch, height=height, width=width,
+                output_attentions=bool(output_attentions),
             )
+            hidden_states = out.reshape(batch, frames * tokens, -1)
             if output_hidden_states:
-                all_hidden = all_hidden + (as_output(hidden_states),)
+                all_hidden = all_hidden + (hidden_states,)
             if output_attentions:
                 all_attn = all_attn + (spatial_probs,)
-        sequence = as_output(self.layernorm(hidden_states))
+        sequence = self.layernorm(hidden_states)
         return BaseModelOutputWithPooling(
             last_hidden_state=sequence,
             pooler_output=sequence.mean(dim=1),
@@ -278,6 +291,7 @@ class FixationViTForVideoClassification(FixationViTPreTrainedModel):
         labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
             Class indices (or float targets for regression / multi-label, see `config.problem_type`).
         """
+        kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, ("num_items_in_batch",))
         outputs = self.fixation_vit(
             pixel_values, output_attentions=output_attentions, output_hidden_states=output_hidden_states
         )

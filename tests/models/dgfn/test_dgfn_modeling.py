@@ -244,6 +244,8 @@ def test_training_stages_freeze_and_restrict_the_loss():
         (torch.full((1, 3, 8, 8), float("nan")), "NaN"),
         (torch.full((1, 3, 8, 8), float("inf")), "NaN or infinite"),
         (torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "floating point"),
+        (torch.rand(1, 3, 8, 8) * 255, r"\[0, 1\].*rescale"),  # 0-255 floats gave a plausible, wrong result
+        (torch.randn(1, 3, 8, 8) * 2, r"\[0, 1\].*normalise"),  # mean/std-normalised
     ],
 )
 def test_bad_pixel_values_raise_clear_errors(pixels, match):
@@ -349,3 +351,52 @@ def test_residual_filter_starts_as_the_identity():
         out = model(pixel_values=x).reconstruction
     assert 0 < (out - x).abs().max() < 0.1
     torch.testing.assert_close(out[..., 2:-2, 2:-2].mean(), x[..., 2:-2, 2:-2].mean(), atol=0.01, rtol=0)
+
+
+def test_pixel_values_a_hair_outside_the_unit_range_are_accepted():
+    x = torch.rand(1, 3, 8, 8)
+    x[0, 0, 0, 0], x[0, 1, 0, 0] = 1.005, -0.005  # interpolation overshoot
+    make_model().eval()(pixel_values=x)
+
+
+@pytest.mark.parametrize("use_reentrant", [True, False])
+def test_gradient_checkpointing_gives_every_parameter_its_gradient(use_reentrant):
+    # with use_reentrant=True the SPN stages, whose input (the image) needs no gradient, came out detached: 10 of
+    # 47 parameters silently got none
+    inputs = batch(h=16, w=16)
+    model = make_model().train()
+    model(**inputs).loss.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
+    model(**inputs).loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, missing
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, expected[name], msg=name)
+
+
+def test_output_flags_and_unknown_keyword_arguments_are_refused():
+    model, x = make_model().eval(), torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="cannot return attentions"):
+        model(pixel_values=x, output_attentions=True)
+    with pytest.raises(ValueError, match="cannot return hidden_states"):
+        model(pixel_values=x, output_hidden_states=True)
+    model.config.output_hidden_states = True  # the config flag is not ignored either
+    with pytest.raises(ValueError, match="cannot return hidden_states.*config"):
+        model(pixel_values=x)
+    model(pixel_values=x, output_hidden_states=False, output_attentions=False)  # explicit False overrides it
+    model.config.output_hidden_states = False
+    with pytest.raises(TypeError, match="'texture_label'"):  # a typo would silently drop the texture loss
+        model(pixel_values=x, texture_label=torch.rand(1, 1, 16, 16))
+
+
+def test_trainer_scales_the_loss_for_gradient_accumulation(tmp_path):
+    # the losses are means that ignore num_items_in_batch: the Trainer must not pass it (it then skips its own
+    # division by the accumulation steps, making accumulated gradients that many times too large)
+    from transformers import Trainer, TrainingArguments
+
+    trainer = Trainer(model=make_model(), args=TrainingArguments(output_dir=str(tmp_path), report_to=[]))
+    assert trainer.model_accepts_loss_kwargs is False
+    with pytest.raises(TypeError, match="num_items_in_batch"):
+        make_model()(**batch(h=8, w=8), num_items_in_batch=8)

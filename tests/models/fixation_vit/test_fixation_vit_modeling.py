@@ -6,6 +6,7 @@ import lrpe_hf  # noqa: F401 - registers the Auto classes
 from lrpe_hf.layers.fixation import FixationAttention
 from lrpe_hf.models.fixation_vit import FixationViTConfig, FixationViTForVideoClassification, FixationViTModel
 from lrpe_hf.models.fixation_vit.convert import convert_state_dict, load_converted
+from tests.hf_common import restore_device_constructors
 from tiny import tiny_config
 
 
@@ -237,3 +238,64 @@ def test_bad_checkpoint_keys_are_listed():
         load_converted(model, convert_state_dict({"state_dict": good}))
     with pytest.raises(ValueError, match="not a tensor"):
         convert_state_dict({"epoch": 3, "base_model.norm.weight": torch.zeros(32)})
+
+
+# ------------------------------------------------------------------ found by Transformers' common tests
+def test_builds_on_the_meta_device_with_linear_stochastic_depth():
+    restore_device_constructors()  # else an earlier from_pretrained in this process can hide the failure
+    with torch.device("meta"):  # from_pretrained builds here; a tensor read in __init__ raised
+        meta = FixationViTForVideoClassification(tiny_config(num_hidden_layers=3, drop_path_rate=0.2))
+    assert meta.fixation_vit.layernorm.weight.is_meta
+    assert [layer.drop_path.drop_prob for layer in meta.fixation_vit.layer] == pytest.approx([0.0, 0.1, 0.2])
+
+
+@pytest.mark.parametrize("attention_type", ["linear", "softmax"])
+def test_hidden_states_and_attention_maps_are_on_the_gradient_path(attention_type):
+    torch.manual_seed(0)
+    model = FixationViTForVideoClassification(tiny_config(attention_type=attention_type)).eval()
+    video = _video()
+    out = model(pixel_values=video, output_hidden_states=True, output_attentions=True)
+    for t in (*out.hidden_states, *out.attentions):
+        t.retain_grad()
+    out.logits.sum().backward()
+    # gradient-based attribution needs the tensors the model computes with, not copies made on the side
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in out.hidden_states)
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in out.attentions)
+    with torch.no_grad():  # computing the output through the maps changes it by rounding only
+        torch.testing.assert_close(out.logits, model(pixel_values=video).logits, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out.hidden_states[-1], model(pixel_values=video, output_hidden_states=True)
+                                   .hidden_states[-1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_reentrant", [True, False])
+def test_enable_input_require_grads_with_a_frozen_backbone_and_checkpointing(use_reentrant):
+    # what PEFT does for adapters with gradient checkpointing: the embedding output must be a tensor it can mark
+    model = FixationViTForVideoClassification(tiny_config()).train()
+    model.requires_grad_(False)
+    trained = model.fixation_vit.layer[0].spatial_attention.qkv.weight
+    trained.requires_grad_(True)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
+    model.enable_input_require_grads()
+    model(pixel_values=_video(), labels=torch.tensor([0, 1])).loss.backward()
+    assert trained.grad is not None and trained.grad.abs().sum() > 0
+
+
+def test_unknown_keyword_arguments_are_refused_by_name():
+    video = _video()
+    backbone = FixationViTModel(tiny_config())
+    with pytest.raises(TypeError, match="'past_key_values'"):
+        backbone(pixel_values=video, past_key_values=None)
+    model = FixationViTForVideoClassification(tiny_config())
+    with pytest.raises(TypeError, match="'label'"):  # a typo of labels would silently give no loss
+        model(pixel_values=video, label=torch.tensor([0, 1]))
+    # what the Trainer passes is accepted and used by the loss
+    out = model(pixel_values=video, labels=torch.tensor([0, 1]), num_items_in_batch=torch.tensor(2))
+    assert out.loss.ndim == 0
+
+
+def test_empty_batch_is_refused_naming_pixel_values():
+    model = FixationViTForVideoClassification(tiny_config())
+    with pytest.raises(ValueError, match="pixel_values is empty"):
+        model(pixel_values=torch.zeros(0, 4, 3, 32, 32))
+    with pytest.raises(ValueError, match="pixel_values is empty"):
+        model(pixel_values=torch.zeros(2, 0, 3, 32, 32))
