@@ -111,10 +111,14 @@ class PatchEmbedding(nn.Module):
             raise ValueError(f"pixel_values has {c} channels, the model expects {self.num_channels}")
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {self.patch_size}")
-        d = self.projection.out_channels if hidden_size is None else hidden_size
-        weight = self.projection.weight[:d]
-        bias = None if self.projection.bias is None else self.projection.bias[:d]
-        x = F.conv2d(pixel_values.to(weight.dtype), weight, bias, stride=self.patch_size)
+        if hidden_size is None or hidden_size == self.projection.out_channels:
+            # the module call at full width, so hooks on `projection` fire (enable_input_require_grads, which PEFT
+            # uses with gradient checkpointing, hooks the model's input embedding: this conv)
+            x = self.projection(pixel_values.to(self.projection.weight.dtype))
+        else:  # a narrower sub-network (NAS prefix slicing)
+            weight = self.projection.weight[:hidden_size]
+            bias = None if self.projection.bias is None else self.projection.bias[:hidden_size]
+            x = F.conv2d(pixel_values.to(weight.dtype), weight, bias, stride=self.patch_size)
         grid = (x.shape[-2], x.shape[-1])
         return x.flatten(2).transpose(1, 2), grid
 

@@ -56,3 +56,27 @@ def test_image_models_refuse_integer_pixels(kind):
     with pytest.raises(ValueError, match="floating point"):
         model(pixel_values=torch.randint(0, 255, (1, 3, 16, 16), dtype=torch.uint8))
     assert model(pixel_values=torch.rand(1, 3, 16, 16)).logits.shape == (1, 3)
+
+
+@pytest.mark.parametrize("kind", ["lrpe_vit", "mixformer"])
+def test_enable_input_require_grads_with_gradient_checkpointing(kind):
+    """What PEFT does with gradient checkpointing: hook the input embedding so checkpointed blocks get an input that
+    requires grad. It crashed (the patch embedding returned a tuple) before."""
+    if kind == "lrpe_vit":
+        model = lrpe_hf.LrpeVitForImageClassification(lrpe_hf.LrpeVitConfig(
+            image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=32, num_labels=3))
+    else:
+        model = lrpe_hf.MixFormerForImageClassification(lrpe_hf.MixFormerConfig(
+            hidden_size=32, num_hidden_layers=2, head_dim=8, image_size=16, patch_size=4, num_labels=3))
+    model.train()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    model.enable_input_require_grads()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = model.classifier.weight
+    head.requires_grad_(True)
+    first_block = next(p for n, p in model.named_parameters() if ".0." in n and n.endswith("weight"))
+    first_block.requires_grad_(True)  # a frozen base with one trainable weight inside a checkpointed block
+    model(pixel_values=torch.rand(2, 3, 16, 16), labels=torch.tensor([0, 1])).loss.backward()
+    assert head.grad is not None and first_block.grad is not None and first_block.grad.abs().sum() > 0

@@ -124,7 +124,7 @@ class LrpeVitModel(LrpeVitPreTrainedModel):
         self.post_init()
 
     def get_input_embeddings(self):
-        return self.embeddings.patch_embeddings
+        return self.embeddings.patch_embeddings.projection  # a module whose output is a tensor (see PatchEmbedding)
 
     @can_return_tuple
     def forward(self, pixel_values=None, output_hidden_states=None, output_attentions=None, **kwargs):

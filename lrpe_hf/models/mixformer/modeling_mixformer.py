@@ -430,7 +430,8 @@ class MixFormerModel(MixFormerPreTrainedModel):
         self.post_init()
 
     def get_input_embeddings(self):
-        return self.shared if self.config.is_encoder_decoder else self.embeddings.patch_embeddings
+        # the image model's patch conv: a module whose output is a tensor (see PatchEmbedding)
+        return self.shared if self.config.is_encoder_decoder else self.embeddings.patch_embeddings.projection
 
     def set_input_embeddings(self, value):
         if not self.config.is_encoder_decoder:
