@@ -80,3 +80,12 @@ def test_enable_input_require_grads_with_gradient_checkpointing(kind):
     first_block.requires_grad_(True)  # a frozen base with one trainable weight inside a checkpointed block
     model(pixel_values=torch.rand(2, 3, 16, 16), labels=torch.tensor([0, 1])).loss.backward()
     assert head.grad is not None and first_block.grad is not None and first_block.grad.abs().sum() > 0
+
+
+def test_fixation_processor_refuses_zero_views():
+    """num_temporal_clips=0 silently ran one clip before."""
+    p = FixationViTImageProcessor(num_frames=2, size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    video = (np.random.default_rng(3).random((4, 20, 20, 3)) * 255).astype("uint8")
+    for option in ("num_temporal_clips", "num_spatial_crops"):
+        with pytest.raises(ValueError, match="must be positive"):
+            p(video, return_tensors="pt", **{option: 0})

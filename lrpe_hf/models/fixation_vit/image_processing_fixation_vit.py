@@ -137,8 +137,9 @@ class FixationViTImageProcessor(PilBackend):
         num_frames = kwargs.get("num_frames")
         sampling = kwargs.get("frame_sampling") or "uniform"
         crop_mode = kwargs.get("crop_mode") or "center"
-        clips = kwargs.get("num_temporal_clips") or 1
-        crops = kwargs.get("num_spatial_crops") or 1
+        # None means the default of one view; 0 is a mistake to refuse below, not to turn into 1
+        clips = 1 if kwargs.get("num_temporal_clips") is None else kwargs["num_temporal_clips"]
+        crops = 1 if kwargs.get("num_spatial_crops") is None else kwargs["num_spatial_crops"]
         if sampling not in FRAME_SAMPLING:
             raise ValueError(f"frame_sampling={sampling!r}; choose one of {FRAME_SAMPLING}")
         if crop_mode not in CROP_MODES:
