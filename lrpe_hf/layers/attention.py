@@ -290,7 +290,10 @@ class _LinearAttentionBase(MultiHeadAttentionBase):
         if not use_cache:
             return result, None
         out, state = result
-        return out, {"state": state, "seen": offset + n}
+        # "window": what a rollback cache layer needs to count these tokens and undo them (draft verification).
+        window = {"keys": kf, "values": v, "normalize": self.normalize,
+                  "key_mask": None if key_mask is None else key_mask[:, None, :]}
+        return out, {"state": state, "seen": offset + n, "window": window}
 
 
 class CosformerAttention(_LinearAttentionBase):

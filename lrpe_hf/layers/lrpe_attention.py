@@ -144,7 +144,9 @@ class LrpeAttention(nn.Module):
         if cache is None:
             return out
         out, state = out
-        cache.update_recurrent_state(state, self.layer_idx)
+        # The window's keys and values go along so a recording layer can roll the state back (draft verification).
+        cache.update_recurrent_state(state, self.layer_idx, keys=k, values=v, key_mask=km, normalize=self.normalize,
+                                     decay=decay)
         # Transformers 5.23-5.24 set has_previous_state only in update_conv_state; without it get_recurrent_state
         # returns None and every step would restart from an empty state.
         cache.layers[self.layer_idx].has_previous_state[0] = True

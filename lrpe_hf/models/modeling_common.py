@@ -219,18 +219,35 @@ def check_pixel_values(pixel_values, owner: str) -> None:
         )
 
 
-_ROLLBACK_OPTIONS = ("assistant_model", "prompt_lookup_num_tokens", "assistant_early_exit")
+_DRAFT_OPTIONS = ("assistant_model", "prompt_lookup_num_tokens")
 
 
-def refuse_rollback_decoding(model, kwargs: dict) -> None:
-    """Assisted, speculative and prompt-lookup decoding crop the cache after rejected drafts; a recurrent state cannot
-    be cropped yet. Transformers up to 5.24 refuses them for ``_is_stateful`` models; 5.25 no longer does and fails
-    deep inside with an unrelated error. Refuse them here, the same on every release."""
-    config = kwargs.get("generation_config")
-    asked = [name for name in _ROLLBACK_OPTIONS
-             if kwargs.get(name) is not None or getattr(config, name, None) is not None]
-    if asked:
+def _given(kwargs: dict, name: str):
+    value = kwargs.get(name)
+    return value if value is not None else getattr(kwargs.get("generation_config"), name, None)
+
+
+def prepare_rollback_decoding(model, kwargs: dict, build_cache) -> None:
+    """Set up ``generate`` for assisted, speculative and prompt-lookup decoding, which verify drafted tokens in one
+    forward pass and ``crop`` the cache back to the accepted ones (our linear layers roll back: ``cache_layers``).
+
+    Such a run needs a cache that exists before the first forward pass; where ``generate`` does not build one (models
+    that build their cache in ``forward``, and before Transformers 5.24), ``build_cache()`` gives it. When this model
+    drafts for another (``generation_config.is_assistant``), its cache records from the start, since the main model
+    crops it between rounds. Self-speculative early exit stays refused: these models cannot stop after a given layer.
+    """
+    if _given(kwargs, "assistant_early_exit") is not None:
         raise ValueError(
-            f"{type(model).__name__} is a stateful model (a recurrent linear-attention state that cannot be rolled "
-            f"back yet): assisted, speculative and prompt-lookup decoding ({', '.join(asked)}) are not supported"
+            f"{type(model).__name__} does not support assistant_early_exit (self-speculative decoding from an early "
+            "layer): its layers have no exit head; use assistant_model= or prompt_lookup_num_tokens= instead"
         )
+    config = kwargs.get("generation_config")
+    is_assistant = bool(getattr(config, "is_assistant", False))
+    if not is_assistant and all(_given(kwargs, name) is None for name in _DRAFT_OPTIONS):
+        return
+    if any(kwargs.get(name) is not None for name in ("cache", "past_key_values")) or _given(kwargs, "use_cache") is False:
+        return  # the caller's cache, or none (Transformers then says that drafting needs one)
+    cache = build_cache()
+    if is_assistant:
+        cache.activate_past_recording()
+    kwargs[CACHE_NAME] = cache

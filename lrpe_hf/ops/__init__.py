@@ -1,7 +1,7 @@
 """Pure PyTorch operators (no Transformers import): feature maps, linear attention, the LRPE family."""
 
 from .feature_maps import FEATURE_MAPS, feature_map
-from .linear_attention import ALGORITHM_CHOICES, NORMALIZE_CHOICES, linear_attention
+from .linear_attention import ALGORITHM_CHOICES, NORMALIZE_CHOICES, linear_attention, linear_attention_state
 from .lrpe import (
     LRPE_CORES,
     LRPE_P_MATRICES,
@@ -29,6 +29,7 @@ __all__ = [
     "FEATURE_MAPS",
     "feature_map",
     "linear_attention",
+    "linear_attention_state",
     "ALGORITHM_CHOICES",
     "NORMALIZE_CHOICES",
     "LRPE_CORES",

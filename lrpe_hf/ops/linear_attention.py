@@ -55,6 +55,16 @@ def _check_args(q, k, v, causal, normalize, algorithm, chunk_size, eps_mode, dec
         raise ValueError("decay is only defined for causal attention (set causal=True or decay=None)")
 
 
+def _checked_initial_state(initial_state, lead_shape, d_k, d_v, dtype):
+    """``initial_state`` in the compute dtype, after checking it is ``(*lead, d_k, d_v)`` (or None)."""
+    if initial_state is None:
+        return None
+    expected = (*lead_shape, d_k, d_v)
+    if tuple(initial_state.shape) != expected:
+        raise ValueError(f"initial_state must have shape {expected}, got {tuple(initial_state.shape)}")
+    return initial_state.to(dtype)
+
+
 def _log_decay(decay, lead_shape, device, dtype):
     """log(lam) broadcast to the leading dims, shaped (..., 1, 1) for use against (..., n, d) tensors."""
     if decay is None:
@@ -150,11 +160,7 @@ def _torch_linear_attention(q, k, v, causal, normalize, eps, eps_mode, algorithm
     if normalize == "denominator":
         v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    if initial_state is not None:
-        expected = (*lead, q.shape[-1], v.shape[-1])
-        if tuple(initial_state.shape) != expected:
-            raise ValueError(f"initial_state must have shape {expected}, got {tuple(initial_state.shape)}")
-        initial_state = initial_state.to(compute_dtype)
+    initial_state = _checked_initial_state(initial_state, lead, q.shape[-1], v.shape[-1], compute_dtype)
     log_lam = _log_decay(decay, lead, q.device, compute_dtype)
 
     if not causal:
@@ -315,3 +321,39 @@ def _causal_chunked(q, k, v, log_lam, initial_state, chunk_size, return_state):
     if return_state:
         state = _final_state(k[..., :n, :], v[..., :n, :], log_lam, initial_state)
     return out, state
+
+
+def linear_attention_state(
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    normalize: str | None = None,
+    decay: torch.Tensor | float | None = None,
+    initial_state: torch.Tensor | None = None,
+    key_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The state that ``linear_attention(q, k, v, causal=True, return_state=True, ...)`` returns, from the keys and
+    values alone (queries do not enter it): ``lam^m S0 + sum_t lam^(m-1-t) k_t v_t^T``, with v's column of ones for
+    the denominator and masked keys dropped, accumulated in float32 for low-precision inputs.
+
+    Cached decoding uses it to roll a recurrent state back: the state after any prefix of a drafted window follows
+    exactly from the state before the window and the window's keys and values.
+    """
+    if normalize not in NORMALIZE_CHOICES:
+        raise ValueError(f"normalize={normalize!r} is not supported; choose one of {NORMALIZE_CHOICES}")
+    if k.dim() < 2 or v.dim() != k.dim() or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must be (..., m, d) of the same rank and length, got {tuple(k.shape)}, "
+                         f"{tuple(v.shape)}")
+    low = (torch.float16, torch.bfloat16)
+    compute_dtype = torch.float32 if k.dtype in low or v.dtype in low else k.dtype
+    with torch.autocast(device_type=k.device.type, enabled=False):
+        k, v = k.to(compute_dtype), v.to(compute_dtype)
+        if key_mask is not None:
+            km = key_mask.to(compute_dtype)[..., None]
+            k, v = k * km, v * km
+        if normalize == "denominator":
+            v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+        lead = torch.broadcast_shapes(k.shape[:-2], v.shape[:-2])
+        initial_state = _checked_initial_state(initial_state, lead, k.shape[-1], v.shape[-1], compute_dtype)
+        log_lam = _log_decay(decay, lead, k.device, compute_dtype)
+        return _final_state(k, v, log_lam, initial_state)

@@ -27,12 +27,13 @@ from transformers.utils import can_return_tuple
 
 from ...layers.lrpe_attention import LrpeAttention
 from ...layers.position_encoding import PositionEncoding
+from ..cache_layers import RollbackLinearAttentionLayer, adopt_rollback_layers
 from ..modeling_common import (
     AtomicSaveMixin,
     cache_output,
     refuse_output_attentions,
     CACHE_NAME,
-    refuse_rollback_decoding,
+    prepare_rollback_decoding,
     reject_unknown_kwargs,
     resolve_cache,
 )
@@ -127,7 +128,6 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     # Position parameters (theta, Householder vectors, decays) stay float32 under from_pretrained(dtype=...), bf16
     # included ("strict"), as under .to(dtype) (PositionEncoding._apply): low-precision angles lose the positions.
     _keep_in_fp32_modules_strict = ["position_encoding"]
-    _is_stateful = True  # generate refuses assisted decoding: the recurrent state cannot be rolled back
     _supports_sdpa = False  # softmax layers call SDPA directly; there is no attn_implementation switch
 
     @torch.no_grad()
@@ -293,6 +293,9 @@ class LrpeModel(LrpePreTrainedModel):
         if use_cache and cache is None:
             # Transformers' own cache: LinearAttentionLayer recurrent states or DynamicLayer keys/values per layer.
             cache = DynamicCache(config=self.config)
+        if use_cache:
+            # Its empty linear layers become rollback layers (count tokens; crop for draft verification).
+            adopt_rollback_layers(cache)
         if not use_cache:
             cache = None
         past_length = _cache_length(cache)
@@ -359,11 +362,14 @@ def _cache_layer_kind(layer) -> str:
 
 
 def _cache_length(cache) -> int | None:
-    """Tokens the cache has seen: 0 for none or an empty cache, the key count of a key/value cache, and None for a
-    filled recurrent state (it does not count tokens; positions then come from ``position_ids`` or the mask)."""
+    """Tokens the cache has seen: 0 for none or an empty cache, the count a key/value or rollback layer keeps, and
+    None for a filled plain ``LinearAttentionLayer`` (it does not count tokens; positions then come from
+    ``position_ids`` or the mask)."""
     if cache is None or not cache.layers:
         return 0
     layer = cache.layers[0]
+    if isinstance(layer, RollbackLinearAttentionLayer):
+        return layer.get_seq_length()
     if _cache_layer_kind(layer) == "linear_attention":
         return None if any(layer.has_previous_state.values()) else 0
     return layer.get_seq_length()
@@ -387,7 +393,7 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
         self.post_init()
 
     def generate(self, *args, **kwargs):
-        refuse_rollback_decoding(self, kwargs)
+        prepare_rollback_decoding(self, kwargs, lambda: adopt_rollback_layers(DynamicCache(config=self.config)))
         return super().generate(*args, **kwargs)
 
     @classmethod

@@ -4,8 +4,9 @@
   a text encoder-decoder (``input_ids``, ``decoder_input_ids``).
 * :class:`MixFormerForImageClassification`: mean over patch tokens (or CLS) -> linear classifier.
 * :class:`MixFormerForConditionalGeneration`: seq2seq LM head tied to the shared embeddings; ``generate()`` with
-  greedy/beam search/sampling on Transformers' own cache layers (:func:`build_generation_cache`: softmax layers keep
-  keys/values, linear layers keep a recurrent state, cross-attention keeps the projected encoder keys/values).
+  greedy/beam search/sampling, and assisted, speculative and prompt-lookup decoding, on Transformers' own cache layers
+  (:func:`build_generation_cache`: softmax layers keep keys/values, linear layers a recurrent state that can be
+  rolled back over a drafted window, cross-attention the projected encoder keys/values).
 
 Layers (:class:`MixFormerEncoderLayer`, :class:`MixFormerDecoderLayer`) accept ``num_heads=`` and ``ffn_dim=``
 and run on inputs narrower than ``hidden_size`` (prefix slicing, ``lrpe_hf.layers.elastic``), so the NAS
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache, LinearAttentionLayer
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
@@ -34,13 +35,14 @@ from transformers.utils import can_return_tuple
 
 from ...layers.attention import LINEAR_ATTENTION_TYPES, build_attention, init_attention_weights
 from ...layers.elastic import DropPath, FeedForward, PatchEmbedding, sliced_layer_norm
+from ..cache_layers import RollbackLinearAttentionLayer, adopt_rollback_layers
 from ..modeling_common import (
     CACHE_NAME,
     AtomicSaveMixin,
     cache_output,
     check_pixel_values,
     refuse_output_attentions,
-    refuse_rollback_decoding,
+    prepare_rollback_decoding,
     reject_unknown_kwargs,
     resolve_cache,
 )
@@ -51,17 +53,21 @@ from .configuration_mixformer import MixFormerConfig
 def build_generation_cache(config: MixFormerConfig) -> EncoderDecoderCache:
     """Transformers' own cache layers for the decoder, wrapped like any built-in encoder-decoder's:
 
-    * self-attention: a ``LinearAttentionLayer`` per cosFormer/LRPE layer (state 0: the recurrent state; state 1:
-      the number of tokens seen, ``(batch,)``, since a recurrent state does not count them and an all-linear decoder
-      has no key length to read positions from) and a ``DynamicLayer`` per softmax layer;
+    * self-attention: a ``RollbackLinearAttentionLayer`` (Transformers' ``LinearAttentionLayer`` that also counts
+      its tokens and can be cropped back over a drafted window) per cosFormer/LRPE layer and a ``DynamicLayer`` per
+      softmax layer;
     * cross-attention: a ``DynamicCache`` of the projected encoder keys/values (always softmax), computed once.
 
     Not ``DynamicCache(config=...)``: the config's ``num_hidden_layers`` counts the encoder's layers, and its cross
     layers would copy the self-attention kinds.
     """
-    layers = [LinearAttentionLayer(number_of_states=2) if kind in LINEAR_ATTENTION_TYPES else DynamicLayer()
+    layers = [RollbackLinearAttentionLayer() if kind in LINEAR_ATTENTION_TYPES else DynamicLayer()
               for kind in config.decoder_layer_attention]
-    return EncoderDecoderCache(Cache(layers=layers), DynamicCache())
+    # A DynamicCache holding these layers (EncoderDecoderCache crops only DynamicCaches); it must not replicate
+    # DynamicLayers for indices it lacks.
+    self_cache = DynamicCache()
+    self_cache.layers, self_cache.layer_class_to_replicate = layers, None
+    return EncoderDecoderCache(self_cache, DynamicCache())
 
 
 def _is_empty(cache: Cache) -> bool:
@@ -89,16 +95,18 @@ def adopt_generation_cache(cache: EncoderDecoderCache, config: MixFormerConfig) 
                 "build it with lrpe_hf.models.mixformer.build_generation_cache(config)"
             )
         theirs.layers[:] = mine.layers
+    adopt_rollback_layers(cache.self_attention_cache)
+    for layer in cache.self_attention_cache.layers:
+        if hasattr(layer, "recurrent_states") and not isinstance(layer, RollbackLinearAttentionLayer):
+            raise ValueError("the cache's linear layers hold states that do not count their tokens; build it with "
+                             "lrpe_hf.models.mixformer.build_generation_cache(config)")
     return cache
 
 
 def _decoder_length(cache: Cache) -> int:
     """Decoder tokens already in the self-attention cache (0 when empty)."""
     for i, layer in enumerate(cache.layers):
-        if hasattr(layer, "recurrent_states"):
-            if layer.has_previous_state.get(1):
-                return int(cache.get_recurrent_state(i, 1)[0])
-        elif layer.get_seq_length() > 0:
+        if layer.get_seq_length() > 0:
             return layer.get_seq_length()
     return 0
 
@@ -125,12 +133,10 @@ def _store_layer_state(self_cache, cross_cache, i, offset, n, self_state, cross_
     """Write what the layer returned back into Transformers' cache layers (in place for recurrent states)."""
     layer = self_cache.layers[i]
     if hasattr(layer, "recurrent_states"):
-        self_cache.update_recurrent_state(self_state["state"], i, 0)
-        seen = torch.full((self_state["state"].shape[0],), offset + n, dtype=torch.long,
-                          device=self_state["state"].device)
-        self_cache.update_recurrent_state(seen, i, 1)
+        # The window's keys and values go along so the layer can count them and roll the state back.
+        self_cache.update_recurrent_state(self_state["state"], i, 0, **self_state["window"])
         # Transformers 5.23-5.24 set has_previous_state only in update_conv_state.
-        layer.has_previous_state[0] = layer.has_previous_state[1] = True
+        layer.has_previous_state[0] = True
     else:
         self_cache.update(self_state["key"][:, :, offset:], self_state["value"][:, :, offset:], i)
     if not had_cross:
@@ -293,7 +299,9 @@ class MixFormerTextEncoder(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_hidden_states=None,
                 output_attentions=None, return_dict=True, **kwargs):
-        reject_unknown_kwargs(type(self).__name__, kwargs)
+        # logits_to_keep: assisted decoding prepares an assistant's encoder inputs from the main model's generation
+        # kwargs, which carry it; an encoder has no logits, so it is ignored.
+        reject_unknown_kwargs(type(self).__name__, kwargs, allowed=("logits_to_keep",))
         refuse_output_attentions(type(self).__name__, output_attentions)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -551,13 +559,12 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
 
     Loss: plain token cross-entropy of ``logits[:, t]`` against ``labels[:, t]`` (**no shift**: decoder inputs are
     already the labels shifted right, built from ``labels`` with ``shift_tokens_right`` when not given; -100 is
-    ignored). Generation uses Transformers' cache layers (:func:`build_generation_cache`; assisted decoding is refused: states
-    cannot be rolled back).
+    ignored). Generation uses Transformers' cache layers (:func:`build_generation_cache`), whose linear layers roll
+    back for assisted, speculative and prompt-lookup decoding.
     """
 
     main_input_name = "input_ids"
     input_modalities = ("text",)
-    _is_stateful = True
     _tied_weights_keys = {"lm_head.weight": "mixformer.shared.weight"}
 
     def __init__(self, config: MixFormerConfig):
@@ -569,7 +576,7 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
         self.post_init()
 
     def generate(self, *args, **kwargs):
-        refuse_rollback_decoding(self, kwargs)
+        prepare_rollback_decoding(self, kwargs, lambda: build_generation_cache(self.config))
         return super().generate(*args, **kwargs)
 
     @classmethod

@@ -82,16 +82,16 @@ def test_sampling_with_num_return_sequences():
     assert torch.equal(s1[:3, :4], x[:1].expand(3, 4)) and torch.equal(s1[3:, :4], x[1:].expand(3, 4))
 
 
-def test_assisted_generation_and_crop_refused():
+def test_prompt_lookup_from_a_generation_config_and_early_exit_refused():
     model = make("lrpe-unitary-householder")
     x = prompt(1, 4)
-    with pytest.raises(ValueError, match="stateful"):
-        model.generate(x, assistant_model=make("lrpe-unitary-householder"), max_new_tokens=3, pad_token_id=0)
-    with pytest.raises(ValueError, match="stateful"):
-        model.generate(x, prompt_lookup_num_tokens=2, max_new_tokens=3, pad_token_id=0)
-    # refused by the model itself, the same on every release (5.25 stopped refusing stateful models in generate)
-    with pytest.raises(ValueError, match="stateful"):
-        model.generate(x, generation_config=GenerationConfig(prompt_lookup_num_tokens=2, max_new_tokens=3))
+    plain = model.generate(x, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    lookup = model.generate(x, generation_config=GenerationConfig(prompt_lookup_num_tokens=2, max_new_tokens=6,
+                                                                  pad_token_id=0))
+    assert torch.equal(plain, lookup)
+    # self-speculative early exit needs an exit head after a layer, which these models do not have
+    with pytest.raises(ValueError, match="assistant_early_exit"):
+        model.generate(x, generation_config=GenerationConfig(assistant_early_exit=1, max_new_tokens=3))
 
 
 def test_generate_after_reload_is_identical(tmp_path):

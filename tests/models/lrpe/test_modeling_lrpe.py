@@ -68,9 +68,23 @@ def test_causal_lm_forward_loss_and_prefix_suffix_cache(name):
     torch.testing.assert_close(stitched, full, atol=1e-5, rtol=1e-5)
 
 
-def test_continuing_a_recurrent_cache_without_positions_is_refused():
+def test_continuing_a_cache_without_positions_counts_its_tokens():
     model = LrpeForCausalLM(tiny()).eval()
-    cache = getattr(model(ids()[:, :4], use_cache=True), CACHE_NAME)
+    x = ids()
+    cache = getattr(model(x[:, :4], use_cache=True), CACHE_NAME)
+    assert cache.get_seq_length() == 4  # the model's cache layers count what they have seen
+    torch.testing.assert_close(model(x[:, 4:6], cache=cache).logits, model(x[:, :6]).logits[:, 4:],
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_continuing_a_plain_recurrent_state_without_positions_is_refused():
+    """A Transformers LinearAttentionLayer filled elsewhere does not count its tokens: positions must be given."""
+    model = LrpeForCausalLM(tiny()).eval()
+    cache = DynamicCache(config=model.config)
+    h, d = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
+    for layer in cache.layers:
+        layer.update_recurrent_state(torch.zeros(2, h, d, d))
+        layer.has_previous_state[0] = True
     with pytest.raises(ValueError, match="position_ids"):
         model(ids()[:, 4:6], cache=cache)
 

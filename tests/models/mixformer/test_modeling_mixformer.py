@@ -260,17 +260,15 @@ def test_untied_output_projection_round_trips(tmp_path):
                        model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits)
 
 
-def test_sampling_and_refused_assisted_decoding():
+def test_sampling_and_prompt_lookup_decoding():
     model = random_seq2seq()
     ids, mask = source_batch()
     torch.manual_seed(0)
     out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, do_sample=True,
                          num_return_sequences=3)
     assert out.shape[0] == 6
-    with pytest.raises(ValueError):
-        model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=3, assistant_model=random_seq2seq(1))
-    with pytest.raises(ValueError, match="stateful"):
-        model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=3, prompt_lookup_num_tokens=2)
+    kw = dict(input_ids=ids[:1], attention_mask=mask[:1], max_new_tokens=5, do_sample=False)
+    assert torch.equal(model.generate(**kw), model.generate(**kw, prompt_lookup_num_tokens=2))
 
 
 def test_trainer_lowers_seq2seq_loss(tmp_path):
