@@ -72,7 +72,7 @@ class _ForwardCounter:
 
 
 def _run(model, ids, strategy, args, assistant):
-    kwargs = dict(max_new_tokens=args.max_new_tokens, min_new_tokens=args.max_new_tokens, do_sample=False,
+    kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=False,
                   pad_token_id=model.config.pad_token_id if model.config.pad_token_id is not None else 0)
     if strategy == "prompt_lookup":
         kwargs.update(prompt_lookup_num_tokens=args.lookup_tokens, max_matching_ngram_size=args.ngram)
@@ -98,6 +98,11 @@ def run(args) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
     assistant = AutoModelForCausalLM.from_pretrained(args.assistant).eval() if args.assistant else None
+    # Every strategy generates exactly --max_new_tokens tokens: no end-of-text stop (which min_new_tokens would
+    # enforce through a logits processor that drafted decoding calls once per drafted position, a cost of its own).
+    for m in (model, assistant):
+        if m is not None:
+            m.generation_config.eos_token_id = None
     strategies = [s for s in STRATEGIES if s != "assisted" or assistant is not None]
     prompts = grounded_prompts(tokenizer, args.functions + 1, args.min_tokens, args.max_tokens)
     rows = []
