@@ -90,15 +90,16 @@ class LrpeAttention(nn.Module):
         key_mask: torch.Tensor | None = None,
         cache=None,
         causal: bool = True,
+        documents: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, n, _ = hidden_states.shape
         q = self._heads(self.q_proj(hidden_states))
         k = self._heads(self.k_proj(hidden_states))
         v = self._heads(self.v_proj(hidden_states))
         if self.attention_type == "linear":
-            o = self._linear(q, k, v, positions, key_mask, cache, causal)
+            o = self._linear(q, k, v, positions, key_mask, cache, causal, documents)
         else:
-            o = self._softmax(q, k, v, positions, key_mask, cache, causal)
+            o = self._softmax(q, k, v, positions, key_mask, cache, causal, documents)
         o = o.transpose(1, 2).reshape(b, n, self.hidden_size)
         if self.attention_norm is not None:
             # The raw linear-attention sum comes in float32 (it grows with position and overflows float16 past
@@ -111,16 +112,19 @@ class LrpeAttention(nn.Module):
         return self.o_proj(o.to(hidden_states.dtype))
 
     # -- linear attention -------------------------------------------------------------------------------------
-    def _linear(self, q, k, v, positions, key_mask, cache, causal):
+    def _linear(self, q, k, v, positions, key_mask, cache, causal, documents=None):
         q = self.position_encoding(feature_map(q, self.feature_map), positions)
         k = self.position_encoding(feature_map(k, self.feature_map), positions)
         km = None if key_mask is None else key_mask[:, None, -q.shape[-2]:]  # the new tokens; broadcast over heads
         decay = self.position_encoding.decay
+        seq_idx = None if documents is None else documents[:, None, :]  # broadcast over heads
+        if documents is not None and cache is not None:
+            raise ValueError("a packed (padding-free) batch cannot use a cache")
         if not causal:
             if cache is not None:
                 raise ValueError("bidirectional attention has no cache (use_cache must be False)")
-            if decay is not None:
-                return self._bidirectional_decayed(q, k, v, decay, km)
+            if decay is not None or seq_idx is not None:
+                return self._bidirectional_decayed(q, k, v, decay, km, seq_idx)
             return linear_attention(
                 q, k, v, causal=False, normalize=self.normalize, algorithm=self.algorithm, key_mask=km,
                 output_float32=self.attention_norm is not None,
@@ -140,6 +144,7 @@ class LrpeAttention(nn.Module):
             key_mask=km,
             backend=self.backend,
             output_float32=self.attention_norm is not None,
+            seq_idx=seq_idx,
         )
         if cache is None:
             return out
@@ -152,11 +157,13 @@ class LrpeAttention(nn.Module):
         cache.layers[self.layer_idx].has_previous_state[0] = True
         return out
 
-    def _bidirectional_decayed(self, q, k, v, decay, key_mask):
-        """Bidirectional attention with the symmetric decay lam^|s-t| (PermuteFormer/LRPE-d encoders).
+    def _bidirectional_decayed(self, q, k, v, decay, key_mask, seq_idx=None):
+        """Bidirectional attention with the symmetric decay lam^|s-t| (PermuteFormer/LRPE-d encoders), or within
+        packed documents (``seq_idx``; decay may then be None).
 
         The forward causal pass covers t <= s, the causal pass over the reversed sequence covers t >= s; the
         diagonal t = s is counted twice and removed once. The denominator (if any) rides along as a column of ones.
+        Both passes keep to the token's own document, so the sum does too.
         """
         if self.normalize == "denominator":
             v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
@@ -165,8 +172,10 @@ class LrpeAttention(nn.Module):
             k, v = k * m, v * m.to(v.dtype)
         kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay,
                       backend=self.backend, output_float32=True)
-        fwd = linear_attention(q, k, v, **kwargs)
-        bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), **kwargs).flip(-2)
+        fwd = linear_attention(q, k, v, seq_idx=seq_idx, **kwargs)
+        # reversed, the document indices decrease: negate them so they stay non-decreasing
+        rev_idx = None if seq_idx is None else -seq_idx.flip(-1)
+        bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), seq_idx=rev_idx, **kwargs).flip(-2)
         with torch.autocast(device_type=q.device.type, enabled=False):  # the sums stay in float32
             wide = torch.promote_types(v.dtype, torch.float32)
             diag = (q.to(wide) * k.to(wide)).sum(-1, keepdim=True) * v.to(wide)
@@ -176,11 +185,20 @@ class LrpeAttention(nn.Module):
         return out if self.attention_norm is not None else out.to(v.dtype)
 
     # -- softmax attention ------------------------------------------------------------------------------------
-    def _softmax(self, q, k, v, positions, key_mask, cache, causal):
+    def _softmax(self, q, k, v, positions, key_mask, cache, causal, documents=None):
         q = self.position_encoding(q, positions)
         k = self.position_encoding(k, positions)
         n = q.shape[-2]
         past = 0
+        if documents is not None:  # packed documents: a block-diagonal (and causal) mask, no cache
+            if cache is not None:
+                raise ValueError("a packed (padding-free) batch cannot use a cache")
+            allowed = (documents[:, :, None] == documents[:, None, :])[:, None]
+            if causal:
+                allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=q.device).tril()
+            dropout = self.attention_dropout if self.training else 0.0
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout,
+                                                  scale=1.0 / math.sqrt(self.head_dim))
         if cache is not None:
             if not causal:
                 raise ValueError("bidirectional attention has no cache (use_cache must be False)")

@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
+
 from ..version import __version__
 from .checkpoint import CONFIG_NAME, VERSION_KEY, check_checkpoint_folder, check_version_compatible
 
@@ -251,3 +253,105 @@ def prepare_rollback_decoding(model, kwargs: dict, build_cache) -> None:
     if is_assistant:
         cache.activate_past_recording()
     kwargs[CACHE_NAME] = cache
+
+# ------------------------------------------------------------------------------------------------------------------
+# Packed (padding-free) batches
+# ------------------------------------------------------------------------------------------------------------------
+#: Keyword arguments Transformers' DataCollatorWithFlattening adds (besides position_ids) to mark document
+#: boundaries in a packed row.
+PACKING_KWARGS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k", "seq_idx")
+
+
+def _documents_from_cu_seq_lens(cu, b: int, n: int, device) -> torch.Tensor:
+    if not isinstance(cu, torch.Tensor) or cu.dim() != 1 or cu.is_floating_point() or cu.numel() < 2:
+        raise ValueError("cu_seq_lens_q/k must be 1-D integer tensors of cumulative document lengths [0, ..., total]")
+    cu = cu.to(device=device, dtype=torch.long)
+    if int(cu[0]) != 0 or bool((cu.diff() < 0).any()) or int(cu[-1]) != b * n:
+        raise ValueError(
+            f"cu_seq_lens must start at 0, never decrease and end at the number of tokens in the batch ({b * n}), "
+            f"got {cu.tolist()}"
+        )
+    row_starts = torch.arange(0, b * n, n, device=device)
+    if not bool(torch.isin(row_starts, cu).all()):
+        raise ValueError("cu_seq_lens puts a document across two rows of the batch; a document must lie in one row")
+    return torch.searchsorted(cu[1:], torch.arange(b * n, device=device), right=True).view(b, n)
+
+
+def packed_documents(kwargs: dict, position_ids, attention_mask, has_cache: bool, b: int, n: int, device):
+    """The document index of every token ``(batch, n)`` for a packed (padding-free) batch, or None for an ordinary
+    one, and the position ids to use (restarting at every document).
+
+    Boundaries come from ``cu_seq_lens_q``/``cu_seq_lens_k`` (with ``max_length_q``/``max_length_k``) or ``seq_idx``
+    when given, else from ``position_ids`` restarts (a position that is not its predecessor's plus one starts a
+    document, as in Transformers' packed-sequence detection) when there is no attention mask and no cache. Every
+    source given must agree with the others; a packed row carries no padding and continues no cache. Takes the
+    packing keywords out of ``kwargs``.
+    """
+    given = {name: kwargs.pop(name) for name in PACKING_KWARGS if name in kwargs and kwargs[name] is not None}
+    for name in PACKING_KWARGS:
+        kwargs.pop(name, None)
+    docs = None
+    if "cu_seq_lens_q" in given or "cu_seq_lens_k" in given:
+        cu_q, cu_k = given.get("cu_seq_lens_q"), given.get("cu_seq_lens_k")
+        if cu_q is not None and cu_k is not None and not torch.equal(cu_q.cpu(), cu_k.cpu()):
+            raise ValueError("cu_seq_lens_q and cu_seq_lens_k differ: self-attention needs the same documents for "
+                             "queries and keys")
+        cu = cu_q if cu_q is not None else cu_k
+        docs = _documents_from_cu_seq_lens(cu, b, n, device)
+        longest = int(cu.diff().max())
+        for name in ("max_length_q", "max_length_k"):
+            if name in given and int(given[name]) != longest:
+                raise ValueError(f"{name}={int(given[name])} disagrees with cu_seq_lens, whose longest document "
+                                 f"has {longest} tokens")
+    elif "max_length_q" in given or "max_length_k" in given:
+        raise ValueError("max_length_q/max_length_k describe packed documents only together with cu_seq_lens_q/k")
+    if "seq_idx" in given:
+        seq_idx = given["seq_idx"]
+        if not isinstance(seq_idx, torch.Tensor) or seq_idx.is_floating_point() or seq_idx.shape[-1] != n \
+                or seq_idx.dim() != 2 or seq_idx.shape[0] not in (1, b):
+            raise ValueError(f"seq_idx must be an integer tensor of shape (batch={b}, {n}), got "
+                             f"{getattr(seq_idx, 'shape', type(seq_idx))}")
+        seq_idx = seq_idx.to(device=device, dtype=torch.long).expand(b, n)
+        if n > 1 and bool((seq_idx.diff(dim=-1) < 0).any()):
+            raise ValueError("seq_idx must be non-decreasing along each row (documents are packed one after another)")
+        if docs is not None and not torch.equal(_starts(docs), _starts(seq_idx)):
+            raise ValueError("seq_idx and cu_seq_lens mark different document boundaries")
+        docs = seq_idx
+    from_positions = None
+    if position_ids is not None and position_ids.dim() == 2 and position_ids.shape[-1] == n:
+        restarts = torch.ones(position_ids.shape, dtype=torch.bool, device=position_ids.device)
+        restarts[:, 1:] = position_ids[:, 1:] != position_ids[:, :-1] + 1
+        from_positions = restarts.expand(b, n)
+    if docs is None:
+        if from_positions is None or attention_mask is not None or has_cache or not bool(from_positions[:, 1:].any()):
+            return None, position_ids
+        docs = from_positions.long().cumsum(-1) - 1
+    elif from_positions is not None and not torch.equal(from_positions.to(device), _starts(docs)):
+        raise ValueError("position_ids do not restart where the packed documents (cu_seq_lens / seq_idx) start; a "
+                         "packed row's positions count from each document's first token")
+    if has_cache:
+        raise ValueError("a packed (padding-free) batch cannot continue or fill a cache: pass cache=None")
+    if attention_mask is not None and not bool(attention_mask.bool().all()):
+        raise ValueError("a packed (padding-free) batch has no padding; drop the attention_mask or the packing")
+    if position_ids is None:  # positions count from each document's first token
+        index = torch.arange(n, device=device).expand(b, n)
+        first = torch.where(_starts(docs), index, torch.zeros_like(index)).cummax(-1).values
+        position_ids = index - first
+    return docs, position_ids
+
+
+def _starts(docs: torch.Tensor) -> torch.Tensor:
+    """True at the first token of every document (and of every row)."""
+    starts = torch.ones(docs.shape, dtype=torch.bool, device=docs.device)
+    starts[:, 1:] = docs[:, 1:] != docs[:, :-1]
+    return starts
+
+
+def refuse_packed_batch(owner: str, kwargs: dict) -> None:
+    """A model that cannot keep packed documents apart says so, instead of attending across them."""
+    given = [name for name in (*PACKING_KWARGS, "position_ids") if kwargs.get(name) is not None]
+    if given:
+        raise ValueError(
+            f"{owner} does not take packed (padding-free) batches ({', '.join(given)} given): its encoder-decoder "
+            "attention would mix the packed examples; pad the batch instead (e.g. DataCollatorForSeq2Seq)"
+        )

@@ -55,6 +55,25 @@ def _check_args(q, k, v, causal, normalize, algorithm, chunk_size, eps_mode, dec
         raise ValueError("decay is only defined for causal attention (set causal=True or decay=None)")
 
 
+def _check_seq_idx(seq_idx, q, causal, initial_state, return_state):
+    """``seq_idx`` as a long tensor broadcast to ``q.shape[:-1]``, after checking what packing allows."""
+    if not causal:
+        raise ValueError("seq_idx (packed documents) is supported for causal attention only; bidirectional attention "
+                         "composes a forward and a backward causal pass (LrpeAttention does)")
+    if initial_state is not None or return_state:
+        raise ValueError("seq_idx (packed documents) cannot be combined with initial_state or return_state: a packed "
+                         "row is not continued from or into a cache")
+    if not isinstance(seq_idx, torch.Tensor) or seq_idx.is_floating_point() or seq_idx.dtype == torch.bool:
+        raise ValueError("seq_idx must be an integer tensor of document indices")
+    try:
+        seq_idx = seq_idx.to(device=q.device, dtype=torch.long).expand(q.shape[:-1])
+    except RuntimeError:
+        raise ValueError(f"seq_idx of shape {tuple(seq_idx.shape)} does not broadcast to {tuple(q.shape[:-1])}")
+    if not torch.compiler.is_compiling() and seq_idx.shape[-1] > 1 and bool((seq_idx.diff(dim=-1) < 0).any()):
+        raise ValueError("seq_idx must be non-decreasing along the sequence (documents are packed one after another)")
+    return seq_idx
+
+
 def _checked_initial_state(initial_state, lead_shape, d_k, d_v, dtype):
     """``initial_state`` in the compute dtype, after checking it is ``(*lead, d_k, d_v)`` (or None)."""
     if initial_state is None:
@@ -93,6 +112,7 @@ def linear_attention(
     key_mask: torch.Tensor | None = None,
     backend: str = "auto",
     output_float32: bool = False,
+    seq_idx: torch.Tensor | None = None,
 ):
     """Linear attention ``o = q S`` (see module docstring).
 
@@ -114,6 +134,10 @@ def linear_attention(
         output_float32: return ``o`` in float32 even for float16/bfloat16 inputs, for a caller that normalises it
             (LayerNorm over heads) before casting: the raw sum grows with position (5e4 at 8k tokens) and overflows
             float16 before any norm could bring it back.
+        seq_idx: ``(..., n)`` integer document index per token, non-decreasing along the sequence and
+            broadcastable to ``q.shape[:-1]`` (packed rows, padding-free training; causal only). The state starts
+            from zero at every change of document, in every algorithm (also inside a chunk), and decay restarts
+            with it: a token sees only earlier tokens of its own document. No initial or returned state.
 
     Low-precision inputs are accumulated in float32 with autocast switched off around the sums, so under
     ``torch.autocast`` the products really run in float32 too.
@@ -123,6 +147,8 @@ def linear_attention(
         ``return_state=True``.
     """
     _check_args(q, k, v, causal, normalize, algorithm, chunk_size, eps_mode, decay)
+    if seq_idx is not None:
+        seq_idx = _check_seq_idx(seq_idx, q, causal, initial_state, return_state)
     out_dtype = v.dtype
     if key_mask is not None:
         km = key_mask.to(k.dtype)[..., None]
@@ -134,7 +160,7 @@ def linear_attention(
         from .fla_backend import fla_chunked_linear_attention, fla_available
 
         if backend == "fla" or fla_available(q):
-            return fla_chunked_linear_attention(q, k, v, decay, initial_state, return_state)
+            return fla_chunked_linear_attention(q, k, v, decay, initial_state, return_state, seq_idx=seq_idx)
     if backend == "fla":
         raise ValueError("backend='fla' covers only causal, chunked, un-normalised attention")
 
@@ -147,7 +173,7 @@ def linear_attention(
     with torch.autocast(device_type=q.device.type, enabled=False):
         out, state = _torch_linear_attention(
             q.to(compute_dtype), k.to(compute_dtype), v.to(compute_dtype), causal, normalize, eps, eps_mode,
-            algorithm, chunk_size, initial_state, return_state, decay, compute_dtype,
+            algorithm, chunk_size, initial_state, return_state, decay, compute_dtype, seq_idx,
         )
     out = out.to(out_dtype)
     if return_state:
@@ -156,7 +182,7 @@ def linear_attention(
 
 
 def _torch_linear_attention(q, k, v, causal, normalize, eps, eps_mode, algorithm, chunk_size, initial_state,
-                            return_state, decay, compute_dtype):
+                            return_state, decay, compute_dtype, seq_idx=None):
     if normalize == "denominator":
         v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
@@ -172,6 +198,8 @@ def _torch_linear_attention(q, k, v, causal, normalize, eps, eps_mode, algorithm
         if initial_state is not None:
             state = state + initial_state
         out = torch.matmul(q, state)
+    elif seq_idx is not None:
+        out, state = _packed(q, k, v, log_lam, seq_idx, algorithm, chunk_size)
     elif algorithm == "parallel" or q.shape[-2] <= chunk_size and algorithm == "chunked":
         # A single chunk is the parallel form; computed directly it skips the chunk bookkeeping (2x faster at the
         # 5-30 tokens of a drafted window on CPU).
@@ -359,3 +387,74 @@ def linear_attention_state(
         initial_state = _checked_initial_state(initial_state, lead, k.shape[-1], v.shape[-1], compute_dtype)
         log_lam = _log_decay(decay, lead, k.device, compute_dtype)
         return _final_state(k, v, log_lam, initial_state)
+
+
+def _packed(q, k, v, log_lam, seq_idx, algorithm, chunk_size):
+    """Causal linear attention over packed documents: the state restarts at every change of ``seq_idx``.
+
+    parallel: the (decayed) causal score matrix times [same document]. recurrent: the state is zeroed before the
+    first token of a document. chunked: intra-chunk products with the same-document mask; between chunks a gated
+    scan carries ``S_in(i+1) = g_i lam^C S_in(i) + U_i``, where ``U_i`` sums only the keys of the document the chunk
+    ends in and ``g_i`` is 0 when a document starts inside chunk i (or at its first token); a query uses the carried
+    state only if it belongs to the document the previous chunk ended in.
+    """
+    n = q.shape[-2]
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    if algorithm == "parallel" or (algorithm == "chunked" and n <= chunk_size):
+        same = seq_idx[..., :, None] == seq_idx[..., None, :]
+        scores = torch.matmul(q, k.transpose(-1, -2)) * _decay_matrix(log_lam, n, q.device, q.dtype)
+        return torch.matmul(scores * same.to(q.dtype), v), None
+    if algorithm == "recurrent":
+        state = q.new_zeros((*lead, q.shape[-1], v.shape[-1]))
+        lam = None if log_lam is None else torch.exp(log_lam)
+        outs = []
+        for t in range(n):
+            if t:
+                keep = (seq_idx[..., t] == seq_idx[..., t - 1]).to(q.dtype)[..., None, None]
+                state = state * keep
+            if lam is not None:
+                state = lam * state
+            state = state + k[..., t, :, None] * v[..., t, None, :]
+            outs.append(torch.matmul(q[..., t, None, :], state))
+        return torch.cat(outs, dim=-2), None
+
+    c = chunk_size
+    nc = math.ceil(n / c)
+    pad = nc * c - n
+    if pad:  # padded tokens join the last document; their keys and values are zero, their rows are dropped
+        q, k, v = (torch.nn.functional.pad(x, (0, 0, 0, pad)) for x in (q, k, v))
+        seq_idx = torch.cat([seq_idx, seq_idx[..., -1:].expand(*seq_idx.shape[:-1], pad)], dim=-1)
+    dk, dv = q.shape[-1], v.shape[-1]
+    qc = q.reshape(*q.shape[:-2], nc, c, dk)
+    kc = k.reshape(*k.shape[:-2], nc, c, dk)
+    vc = v.reshape(*v.shape[:-2], nc, c, dv)
+    sc = seq_idx.reshape(*seq_idx.shape[:-1], nc, c)  # (lead, nc, c)
+    log_lam_c = None if log_lam is None else log_lam[..., None, :, :]
+    same = (sc[..., :, None] == sc[..., None, :]).to(q.dtype)
+    out = torch.matmul(torch.matmul(qc, kc.transpose(-1, -2)) * _decay_matrix(log_lam_c, c, q.device, q.dtype) * same,
+                       vc)
+    pos = torch.arange(c, device=q.device, dtype=q.dtype)
+    last = sc[..., -1:]  # document each chunk ends in
+    in_last = (sc == last).to(q.dtype)[..., None]  # (lead, nc, c, 1)
+    kw = kc * in_last
+    if log_lam_c is not None:
+        kw = kw * torch.exp(log_lam_c * (c - 1 - pos)[:, None])
+    contrib = torch.matmul(kw.transpose(-1, -2), vc).expand(*lead, nc, dk, dv)
+    previous = torch.cat([torch.full_like(sc[..., :1, :1], -1), last[..., :-1, :]], dim=-2)  # (lead, nc, 1)
+    carry = (last == previous).to(q.dtype)[..., None]  # 0 where a document starts in the chunk
+    chunk_decay = None if log_lam is None else torch.exp(log_lam * c)
+    running = contrib.new_zeros((*lead, dk, dv))
+    entering = []
+    for i in range(nc):
+        entering.append(running)
+        running = running * carry[..., i, :, :]
+        if chunk_decay is not None:
+            running = chunk_decay * running
+        running = running + contrib[..., i, :, :]
+    states = torch.stack(entering, dim=-3)
+    uses_state = (sc == previous).to(q.dtype)[..., None]  # the query continues the previous chunk's document
+    q_inter = qc * uses_state
+    if log_lam_c is not None:
+        q_inter = q_inter * torch.exp(log_lam_c * (pos + 1)[:, None])
+    out = out + torch.matmul(q_inter, states)
+    return out.reshape(*lead, nc * c, dv)[..., :n, :], None

@@ -33,6 +33,8 @@ from ..modeling_common import (
     cache_output,
     refuse_output_attentions,
     CACHE_NAME,
+    PACKING_KWARGS,
+    packed_documents,
     prepare_rollback_decoding,
     reject_unknown_kwargs,
     resolve_cache,
@@ -105,13 +107,13 @@ class LrpeBlock(GradientCheckpointingLayer):
         self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states, positions, key_mask=None, cache=None, causal=True):
+    def forward(self, hidden_states, positions, key_mask=None, cache=None, causal=True, documents=None):
         attn = self.self_attn
         if self.pre_norm:
-            h = attn(self.input_layernorm(hidden_states), positions, key_mask, cache, causal)
+            h = attn(self.input_layernorm(hidden_states), positions, key_mask, cache, causal, documents)
             hidden_states = hidden_states + self.dropout(h)
             return hidden_states + self.dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
-        h = attn(hidden_states, positions, key_mask, cache, causal)
+        h = attn(hidden_states, positions, key_mask, cache, causal, documents)
         hidden_states = self.input_layernorm(hidden_states + self.dropout(h))
         return self.post_attention_layernorm(hidden_states + self.dropout(self.mlp(hidden_states)))
 
@@ -161,6 +163,20 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
+
+
+def _take_packing(kwargs: dict) -> dict:
+    """The packed-batch keywords (DataCollatorWithFlattening's boundary arguments), taken out of ``kwargs``."""
+    return {name: kwargs.pop(name) for name in PACKING_KWARGS if name in kwargs}
+
+
+def _documents(packing, input_ids, inputs_embeds, position_ids, attention_mask, cache=None):
+    """Document index per token of a packed batch, or None (what ``LrpeModel`` computes; the heads need it too)."""
+    source = input_ids if input_ids is not None else inputs_embeds
+    if source is None or source.dim() < 2:
+        return None
+    return packed_documents(dict(packing), position_ids, _select_mask(attention_mask), cache is not None,
+                            source.shape[0], source.shape[1], source.device)[0]
 
 
 def _select_mask(attention_mask):
@@ -276,11 +292,13 @@ class LrpeModel(LrpePreTrainedModel):
         **kwargs,
     ) -> BaseModelOutputWithPast:
         cache = resolve_cache(cache, past_key_values, kwargs)
+        packing = _take_packing(kwargs)
         reject_unknown_kwargs(type(self).__name__, kwargs)
         refuse_output_attentions(type(self).__name__, output_attentions)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        cache_asked = use_cache is True
         if not self.causal:
             if cache is not None:
                 raise ValueError("a bidirectional LrpeModel has no cache: pass cache=None")
@@ -290,6 +308,19 @@ class LrpeModel(LrpePreTrainedModel):
             use_cache = False
         if cache is not None:
             self._check_cache(cache)
+        # A packed (padding-free) row: the document of every token, positions restarting per document.
+        source = input_ids if input_ids is not None else inputs_embeds
+        documents = None
+        if source is not None and source.dim() >= 2:
+            documents, position_ids = packed_documents(
+                packing, position_ids, _select_mask(attention_mask), cache is not None, source.shape[0],
+                source.shape[1], source.device,
+            )
+        if documents is not None:
+            if cache_asked:
+                raise ValueError("a packed (padding-free) batch returns no cache: pass use_cache=False")
+            use_cache = False
+            attention_mask = None  # all ones (checked): nothing to mask
         if use_cache and cache is None:
             # Transformers' own cache: LinearAttentionLayer recurrent states or DynamicLayer keys/values per layer.
             cache = DynamicCache(config=self.config)
@@ -341,7 +372,8 @@ class LrpeModel(LrpePreTrainedModel):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         for layer in self.layers:
             hidden_states = layer(
-                hidden_states, positions=position_ids, key_mask=key_mask, cache=cache, causal=self.causal
+                hidden_states, positions=position_ids, key_mask=key_mask, cache=cache, causal=self.causal,
+                documents=documents,
             )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
@@ -431,6 +463,7 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
         **kwargs,
     ) -> CausalLMOutputWithPast:
         cache = resolve_cache(cache, past_key_values, kwargs)
+        packing = _take_packing(kwargs)
         loss_kwargs = reject_unknown_kwargs(type(self).__name__, kwargs,
                                             CAUSAL_LM_LOSS_KWARGS + GENERATE_PASSTHROUGH_KWARGS)
         loss_kwargs.pop("tokenizer", None)
@@ -445,7 +478,16 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
+            **packing,
         )
+        if labels is not None and "shift_labels" not in loss_kwargs:
+            documents = _documents(packing, input_ids, inputs_embeds, position_ids, attention_mask, cache)
+            if documents is not None:
+                # The last token of a document must not learn to predict the next document's first token
+                # (DataCollatorWithFlattening already puts -100 there; plain labels = input_ids do not).
+                starts = torch.zeros_like(labels, dtype=torch.bool)
+                starts[:, 1:] = documents[:, 1:] != documents[:, :-1]
+                labels = labels.masked_fill(starts, -100)
         hidden_states = outputs.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         logits = self.lm_head(hidden_states[:, keep, :])
@@ -500,6 +542,7 @@ class LrpeForMaskedLM(LrpePreTrainedModel):
         output_attentions: bool | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
+        packing = _take_packing(kwargs)
         loss_kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, MASKED_LM_LOSS_KWARGS)
         outputs = self.model(
             input_ids=input_ids,
@@ -508,6 +551,7 @@ class LrpeForMaskedLM(LrpePreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
+            **packing,
         )
         h = self.mlm_norm(self.mlm_act(self.mlm_dense(outputs.last_hidden_state)))
         logits = self.lm_head(h)
@@ -549,6 +593,7 @@ class LrpeForSequenceClassification(LrpePreTrainedModel):
         output_attentions: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
+        packing = _take_packing(kwargs)
         loss_kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, CLASSIFICATION_LOSS_KWARGS)
         outputs = self.model(
             input_ids=input_ids,
@@ -557,10 +602,18 @@ class LrpeForSequenceClassification(LrpePreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
+            **packing,
         )
         h = outputs.last_hidden_state
+        documents = _documents(packing, input_ids, inputs_embeds, position_ids, attention_mask)
         attention_mask = _select_mask(attention_mask)
-        if self.config.classifier_pooling == "first":
+        if documents is not None:
+            # A packed row holds several examples: one pooled vector (and one label) per document, in order.
+            pooled = _pool_documents(h, documents, self.config.classifier_pooling)
+            if labels is not None and labels.shape[0] != pooled.shape[0]:
+                raise ValueError(f"a packed batch of {pooled.shape[0]} (non-empty) documents needs one label each, got "
+                                 f"labels of shape {tuple(labels.shape)}")
+        elif self.config.classifier_pooling == "first":
             if attention_mask is not None:  # the first real token (also with left padding)
                 first = attention_mask.long().argmax(-1)
                 pooled = h[torch.arange(h.shape[0], device=h.device), first]
@@ -577,6 +630,21 @@ class LrpeForSequenceClassification(LrpePreTrainedModel):
         if labels is not None:
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config, **loss_kwargs)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+def _pool_documents(h: torch.Tensor, documents: torch.Tensor, pooling: str) -> torch.Tensor:
+    """``(num_documents, hidden)``: the first token or the mean of each packed document, row by row."""
+    b, n, d = h.shape
+    starts = torch.ones_like(documents, dtype=torch.bool)
+    starts[:, 1:] = documents[:, 1:] != documents[:, :-1]
+    doc_of_token = starts.flatten().long().cumsum(0) - 1  # a running document number over the whole batch
+    flat = h.reshape(b * n, d)
+    if pooling == "first":
+        return flat[starts.flatten()]
+    count = int(starts.sum())
+    sums = flat.new_zeros(count, d).index_add_(0, doc_of_token, flat)
+    sizes = torch.bincount(doc_of_token, minlength=count).to(h.dtype)[:, None]
+    return sums / sizes
 
 
 __all__ = [

@@ -43,6 +43,7 @@ from ..modeling_common import (
     check_pixel_values,
     refuse_output_attentions,
     prepare_rollback_decoding,
+    refuse_packed_batch,
     reject_unknown_kwargs,
     resolve_cache,
 )
@@ -457,6 +458,8 @@ class MixFormerModel(MixFormerPreTrainedModel):
                 decoder_inputs_embeds=None, use_cache=None, output_hidden_states=None, output_attentions=None,
                 past_key_values=None, **kwargs):
         past_key_values = resolve_cache(cache, past_key_values, kwargs)
+        if self.config.is_encoder_decoder:
+            refuse_packed_batch(type(self).__name__, kwargs)
         reject_unknown_kwargs(type(self).__name__, kwargs)
         refuse_output_attentions(type(self).__name__, output_attentions)
         output_hidden_states = (
@@ -606,6 +609,7 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
                 labels=None, use_cache=None, output_hidden_states=None, output_attentions=None, logits_to_keep=0,
                 past_key_values=None, **kwargs):
         past_key_values = resolve_cache(cache, past_key_values, kwargs)
+        refuse_packed_batch(type(self).__name__, kwargs)
         # tokenizer: forwarded by generate(stop_strings=..., tokenizer=tok) in Transformers 5.24; ignored.
         kwargs = reject_unknown_kwargs(type(self).__name__, kwargs, ("num_items_in_batch", "tokenizer"))
         kwargs.pop("tokenizer", None)
