@@ -72,3 +72,51 @@ def group_texts(tokenized_datasets, block_size: int, *, num_proc: int | None = N
         load_from_cache_file=load_from_cache_file,
         desc=f"Grouping texts in blocks of {block_size}",
     )
+
+
+def python_definitions(source: str) -> list[str]:
+    """The top-level functions and classes of a Python source, each as its own text (decorators included); a source
+    that does not parse, or has none, is one text. The variable-length examples of padding-free training."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return [source] if source.strip() else []
+    lines = source.splitlines(keepends=True)
+    out = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+            out.append("".join(lines[start:node.end_lineno]))
+    return out or ([source] if source.strip() else [])
+
+
+def split_into_definitions(raw_datasets, *, text_column: str = "text", num_proc: int | None = None,
+                           load_from_cache_file: bool = True):
+    """One row per top-level function or class of every (Python source) row."""
+
+    def split(batch):
+        return {text_column: [d for text in batch[text_column] for d in python_definitions(text)]}
+
+    column_names = next(iter(raw_datasets.values())).column_names
+    return raw_datasets.map(split, batched=True, num_proc=num_proc, remove_columns=column_names,
+                            load_from_cache_file=load_from_cache_file, desc="Splitting into definitions")
+
+
+def document_pieces(tokenized_datasets, max_length: int, *, num_proc: int | None = None,
+                    load_from_cache_file: bool = True):
+    """Each tokenised document cut into pieces of at most ``max_length`` tokens (nothing dropped, nothing padded),
+    with ``labels`` = ``input_ids``: the examples DataCollatorWithFlattening packs for padding-free training."""
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2 (a piece predicts its next tokens), got {max_length}")
+
+    def cut(batch):
+        pieces = [ids[i : i + max_length] for ids in batch["input_ids"] for i in range(0, len(ids), max_length)]
+        pieces = [p for p in pieces if len(p) >= 2]
+        return {"input_ids": pieces, "labels": [list(p) for p in pieces]}
+
+    column_names = next(iter(tokenized_datasets.values())).column_names
+    return tokenized_datasets.map(cut, batched=True, num_proc=num_proc, remove_columns=column_names,
+                                  load_from_cache_file=load_from_cache_file,
+                                  desc=f"Cutting documents into pieces of at most {max_length}")

@@ -106,6 +106,13 @@ class DataTrainingArguments:
     corpus_max_bytes: int | None = field(
         default=None, metadata={"help": "Built-in stdlib corpus: keep a deterministic subset of files of at most this many bytes."}
     )
+    padding_free: bool = field(
+        default=False,
+        metadata={"help": "Train on whole documents (at most --block_size tokens each; the stdlib corpus split into "
+                          "top-level functions and classes) packed into one row per batch by DataCollatorWithFlattening, "
+                          "instead of concatenating and chopping; every document keeps its own positions and state. "
+                          "Evaluation stays on fixed blocks, comparable with ordinary runs."},
+    )
     block_size: int | None = field(
         default=None, metadata={"help": "Tokens per training sequence (default: min(1024, model max positions, tokenizer max length))."}
     )
@@ -309,8 +316,28 @@ def choose_block_size(data_args: DataTrainingArguments, config, tokenizer) -> in
 
 
 def build_lm_datasets(data_args: DataTrainingArguments, raw_datasets, tokenizer, block_size: int):
-    """Tokenised and grouped splits, truncated to ``max_train_samples`` / ``max_eval_samples``."""
-    from lrpe_hf.data.lm import group_texts, tokenize_texts
+    """Tokenised and grouped splits, truncated to ``max_train_samples`` / ``max_eval_samples``. With
+    ``--padding_free`` the train split is whole documents of at most ``block_size`` tokens instead (the demo corpus:
+    one per top-level function or class)."""
+    from lrpe_hf.data.lm import document_pieces, group_texts, split_into_definitions, tokenize_texts
+
+    grouped = _grouped_blocks(data_args, raw_datasets, tokenizer, block_size, group_texts, tokenize_texts)
+    if data_args.padding_free:
+        train = raw_datasets.__class__({"train": raw_datasets["train"]})
+        cache = not data_args.overwrite_cache
+        if data_args.is_demo:
+            train = split_into_definitions(train, num_proc=data_args.preprocessing_num_workers,
+                                           load_from_cache_file=cache)
+        tokenized = tokenize_texts(train, tokenizer, add_eos_token=data_args.add_eos_token,
+                                   num_proc=data_args.preprocessing_num_workers, load_from_cache_file=cache)
+        grouped["train"] = document_pieces(tokenized, block_size, num_proc=data_args.preprocessing_num_workers,
+                                           load_from_cache_file=cache)["train"]
+        if data_args.max_train_samples is not None:
+            grouped["train"] = grouped["train"].select(range(min(data_args.max_train_samples, len(grouped["train"]))))
+    return grouped
+
+
+def _grouped_blocks(data_args, raw_datasets, tokenizer, block_size, group_texts, tokenize_texts):
 
     tokenized = tokenize_texts(
         raw_datasets,
@@ -550,18 +577,26 @@ def run_clm(model_args: ModelArguments, data_args: DataTrainingArguments, run_ar
     lm_datasets = build_lm_datasets(data_args, raw, tokenizer, block_size)
     model = build_model(model_args, config, tokenizer)
 
+    collator = default_data_collator
+    if data_args.padding_free:
+        from transformers import DataCollatorWithFlattening
+
+        # One row per batch, position_ids restarting at every document: the model keeps documents apart. Evaluation
+        # batches are fixed blocks, which the flattening collator passes through as one packed row each batch.
+        collator = DataCollatorWithFlattening()
     trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=lm_datasets["train"] if training_args.do_train else None,
         eval_dataset=lm_datasets["validation"] if training_args.do_eval else None,
         processing_class=tokenizer,
-        data_collator=default_data_collator,
+        data_collator=collator,
         compute_metrics=make_compute_metrics() if training_args.do_eval else None,
         preprocess_logits_for_metrics=token_nll if training_args.do_eval else None,
     )
     n_params = sum(p.numel() for p in model.parameters())
-    results: dict = {"model_type": model.config.model_type, "num_parameters": n_params, "block_size": block_size}
+    results: dict = {"model_type": model.config.model_type, "num_parameters": n_params, "block_size": block_size,
+                     "padding_free": data_args.padding_free}
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint, ignore_keys_for_eval=["cache", "past_key_values"])
         trainer.save_model()  # model + tokenizer (processing_class), safetensors
