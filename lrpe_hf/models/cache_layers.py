@@ -31,6 +31,9 @@ class RollbackLinearAttentionLayer(LinearAttentionLayer, CacheLayerMixin):
 
     #: Tokens of the window a crop can reach back into; older tokens are folded into the window's start state.
     max_window = 1024
+    #: The window grows per step and the token count is a Python int: not a static-shape layer. (Declaring it
+    #: compileable would make ``generate`` build 4-D masks for models whose layers take a (batch, keys) mask.)
+    is_compileable = False
 
     def __init__(self, number_of_states: int = 1, **kwargs):
         LinearAttentionLayer.__init__(self, number_of_states=number_of_states)

@@ -8,7 +8,8 @@ at its full ``n x m`` score matrix even when causal (what SDPA computes).
 
 Linear attention follows the algorithm ``lrpe_hf.ops.linear_attention`` runs: bidirectional
 ``q (k^T v)`` (``O(n d_k d_v)``) or, when causal, the chunked form (chunk 64: intra-chunk products, one state per
-chunk, and the blockwise triangular product that sums the states of earlier chunks). cosFormer's features have ``2 d_h`` channels and its values an extra column of ones (the denominator);
+chunk, and the blockwise triangular product that sums the states of earlier chunks; a sequence of one chunk runs as the
+parallel form, without a state). cosFormer's features have ``2 d_h`` channels and its values an extra column of ones (the denominator);
 LRPE's width is ``lrpe_output_dim``.
 """
 
@@ -26,6 +27,8 @@ def _linear_attention_flops(n: int, m: int, dk: int, dv: int, causal: bool, chun
     c = min(chunk, max(n, 1))
     nc = math.ceil(n / c)
     intra = nc * (2 * c * c * dk + 2 * c * c * dv)
+    if nc == 1:  # one chunk runs as the parallel form: no state is built without a cache
+        return intra
     contrib = nc * 2 * c * dk * dv
     inter = nc * 2 * c * dk * dv
     # State entering each chunk: a strictly lower-triangular product within blocks of _SCAN_BLOCK chunks.
