@@ -44,6 +44,11 @@ CASES = [(p, a, c) for p in PRESETS for a, c in (("chunked", 4), ("chunked", 5),
                                                   ("recurrent", 64))]
 
 
+def _separately(model, docs):
+    """Each document run alone, its logits concatenated in packing order."""
+    return torch.cat([model(d[None]).logits[0] for d in docs])
+
+
 @pytest.mark.parametrize("preset,algorithm,chunk", CASES, ids=[f"{p}-{a}{c}" for p, a, c in CASES])
 def test_causal_lm_packed_row_equals_documents_alone(preset, algorithm, chunk):
     torch.manual_seed(0)
@@ -52,18 +57,19 @@ def test_causal_lm_packed_row_equals_documents_alone(preset, algorithm, chunk):
     inputs, _ = flatten(docs)
     with torch.no_grad():
         packed = model(**inputs).logits[0]
-        alone = torch.cat([model(d[None]).logits[0] for d in docs])
+        alone = _separately(model, docs)
     torch.testing.assert_close(packed, alone, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk", [4, 5, 64])
 @pytest.mark.parametrize("preset", list(PRESETS))
 @pytest.mark.parametrize("head", ["mlm", "classifier-mean", "classifier-first"])
-def test_bidirectional_models_see_only_their_own_document(preset, head):
+def test_bidirectional_models_see_only_their_own_document(preset, head, chunk):
     torch.manual_seed(0)
     if head == "mlm":
-        model = LrpeForMaskedLM(config(preset, causal=False, chunk_size=4)).eval()
+        model = LrpeForMaskedLM(config(preset, causal=False, chunk_size=chunk)).eval()
     else:  # one pooled vector, and one label, per packed document
-        model = LrpeForSequenceClassification(config(preset, causal=False, chunk_size=4, num_labels=3,
+        model = LrpeForSequenceClassification(config(preset, causal=False, chunk_size=chunk, num_labels=3,
                                                      classifier_pooling=head.split("-")[1])).eval()
     docs = documents()
     inputs, _ = flatten(docs)
@@ -75,10 +81,14 @@ def test_bidirectional_models_see_only_their_own_document(preset, head):
     torch.testing.assert_close(packed, alone, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("preset", ["lrpe-unitary-householder-learned", "lrpe-d", "rope", "softmax"])
-def test_loss_and_gradients_are_the_token_weighted_mean_of_the_separate_ones(preset):
+GRAD_CASES = [(p, "chunked", 4) for p in PRESETS] + [("lrpe-d", a, c) for a, c in (("chunked", 5), ("parallel", 64),
+                                                                                   ("recurrent", 64))]
+
+
+@pytest.mark.parametrize("preset,algorithm,chunk", GRAD_CASES, ids=[f"{p}-{a}{c}" for p, a, c in GRAD_CASES])
+def test_loss_and_gradients_are_the_token_weighted_mean_of_the_separate_ones(preset, algorithm, chunk):
     torch.manual_seed(0)
-    model = LrpeForCausalLM(config(preset, chunk_size=4))
+    model = LrpeForCausalLM(config(preset, attention_algorithm=algorithm, chunk_size=chunk))
     docs = documents(seed=1)
     inputs, labels = flatten(docs)
     packed_loss = model(**inputs, labels=labels).loss
@@ -119,7 +129,7 @@ def test_every_boundary_source_gives_the_same_logits(source):
     inputs = {"input_ids": full["input_ids"], **{k: full[k] for k in keep if k in full}}
     with torch.no_grad():
         got = model(**inputs).logits[0]
-        alone = torch.cat([model(d[None]).logits[0] for d in docs])
+        alone = _separately(model, docs)
     torch.testing.assert_close(got, alone, rtol=1e-4, atol=1e-5)
 
 
@@ -228,3 +238,127 @@ def test_fla_kernel_gets_the_boundaries_on_gpu():
     want = linear_attention(q, k, v, causal=True, decay=lam, seq_idx=seq, backend="torch")
     got = linear_attention(q, k, v, causal=True, decay=lam, seq_idx=seq, backend="fla")
     torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+
+
+def _grads(model):
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    return grads
+
+
+def _assert_same_grads(got, want):
+    assert got.keys() == want.keys() and got
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("preset", ["lrpe-unitary-householder", "lrpe-d", "permuteformer", "cosformer", "softmax"])
+def test_masked_lm_loss_and_gradients_are_the_token_weighted_mean(preset):
+    torch.manual_seed(0)
+    model = LrpeForMaskedLM(config(preset, causal=False, chunk_size=4))
+    docs = documents(seed=3)
+    g = torch.Generator().manual_seed(4)
+    labels = [torch.where(torch.rand(len(d), generator=g) < 0.5, d, torch.full_like(d, -100)) for d in docs]
+    labels[0][0] = docs[0][0]  # every document but the one-token one predicts something
+    inputs, _ = flatten(docs)
+    model(**inputs, labels=torch.cat(labels)[None]).loss.backward()
+    packed = _grads(model)
+    counts = [int((lab != -100).sum()) for lab in labels]
+    separate = sum(model(d[None], labels=lab[None]).loss * (c / sum(counts))
+                   for d, lab, c in zip(docs, labels, counts) if c)
+    separate.backward()
+    _assert_same_grads(packed, _grads(model))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first"])
+@pytest.mark.parametrize("preset", ["lrpe-rotation-householder-learned", "lrpe-d", "rope", "softmax"])
+def test_classifier_loss_and_gradients_are_the_mean_over_documents(preset, pooling):
+    torch.manual_seed(0)
+    model = LrpeForSequenceClassification(config(preset, causal=False, chunk_size=4, num_labels=3,
+                                                 classifier_pooling=pooling))
+    docs = documents(seed=5)
+    labels = torch.tensor([2, 0, 1, 1])
+    inputs, _ = flatten(docs)
+    packed_loss = model(**inputs, labels=labels).loss
+    packed_loss.backward()
+    packed = _grads(model)
+    separate = sum(model(d[None], labels=lab[None]).loss for d, lab in zip(docs, labels)) / len(docs)
+    separate.backward()
+    torch.testing.assert_close(packed_loss, separate, rtol=1e-5, atol=1e-6)
+    _assert_same_grads(packed, _grads(model))
+
+
+def test_gradient_checkpointing_and_inputs_embeds_keep_the_documents_apart():
+    torch.manual_seed(0)
+    model = LrpeForCausalLM(config("lrpe-unitary-householder-learned", chunk_size=4)).train()  # dropout is 0
+    docs = documents(seed=6)
+    inputs, labels = flatten(docs)
+    model(**inputs, labels=labels).loss.backward()
+    plain = _grads(model)
+    model.gradient_checkpointing_enable()
+    model(**inputs, labels=labels).loss.backward()
+    _assert_same_grads(_grads(model), plain)
+    model.gradient_checkpointing_disable()
+    model.eval()
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(inputs["input_ids"])
+        got = model(inputs_embeds=embeds, position_ids=inputs["position_ids"]).logits[0]
+        alone = _separately(model, docs)
+    torch.testing.assert_close(got, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_one_example_from_the_collator_and_empty_examples_at_the_ends():
+    torch.manual_seed(0)
+    model = LrpeForCausalLM(config("lrpe-d", chunk_size=4)).eval()
+    doc = documents(lengths=(10,))[0]
+    with torch.no_grad():
+        alone = model(doc[None]).logits
+        inputs, _ = flatten([doc], return_flash_attn_kwargs=True, return_seq_idx=True)
+        torch.testing.assert_close(model(**inputs).logits, alone)
+        # empty documents first, last and in the middle: the boundaries are those of the non-empty ones
+        got = model(doc[None], cu_seq_lens_q=torch.tensor([0, 0, 3, 3, 3, 10, 10]),
+                    seq_idx=torch.tensor([[1] * 3 + [4] * 7])).logits[0]
+        want = torch.cat([model(doc[None, :3]).logits[0], model(doc[None, 3:]).logits[0]])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_more_disagreements_are_refused_by_name():
+    from transformers import DynamicCache
+
+    model = LrpeForCausalLM(config("rope")).eval()
+    full, _ = flatten(documents(), return_flash_attn_kwargs=True, return_seq_idx=True)
+    ids, pos, seq_idx = full["input_ids"], full["position_ids"], full["seq_idx"]
+    shifted = seq_idx.clone()
+    shifted[0, 5] = 0  # the second document starts one token later than the positions say
+    with pytest.raises(ValueError, match="position_ids do not restart"):
+        model(ids, position_ids=pos, seq_idx=shifted)
+    with pytest.raises(ValueError, match="only together with cu_seq_lens"):
+        model(ids, max_length_q=9)
+    with pytest.raises(ValueError, match="across two rows"):
+        model(torch.cat([ids[:, :11], ids[:, 11:]]), cu_seq_lens_q=torch.tensor([0, 5, 14, 22]))
+    with pytest.raises(ValueError, match="seq_idx must be an integer tensor of shape"):
+        model(ids, seq_idx=seq_idx[:, :-1])
+    with pytest.raises(ValueError, match="cannot continue or fill a cache"):
+        model(ids, seq_idx=seq_idx, cache=DynamicCache(config=model.config))
+    with pytest.raises(TypeError, match="'cu_seqlens'"):  # fla's name is not one of the collator's: not swallowed
+        model(ids, cu_seqlens=full["cu_seq_lens_q"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU and flash-linear-attention")
+@pytest.mark.parametrize("preset", ["lrpe-unitary-householder", "lrpe-d"])
+def test_fla_backend_packed_model_equals_the_torch_backend_on_gpu(preset):
+    from lrpe_hf.ops.fla_backend import fla_available
+
+    if not fla_available(torch.zeros(1, device="cuda")):
+        pytest.skip("flash-linear-attention is not installed")
+    torch.manual_seed(0)
+    docs = documents(lengths=(70, 3, 100, 40))
+    inputs, labels = flatten(docs)
+    inputs = {k: v.cuda() for k, v in inputs.items()}
+    logits = {}
+    for backend in ("torch", "fla"):
+        torch.manual_seed(0)
+        model = LrpeForCausalLM(config(preset, linear_attention_backend=backend)).cuda().eval()
+        with torch.no_grad():
+            logits[backend] = model(**inputs).logits
+    torch.testing.assert_close(logits["fla"], logits["torch"], rtol=2e-3, atol=2e-3)
