@@ -35,7 +35,7 @@ Call signature (all four)::
   A model-level cache stores one dict per layer and reorders every tensor along dim 0 for beam search.
 * ``num_heads``: number of active heads (the first ``num_heads``; ``head_dim`` is fixed). With the defaults the
   module runs at full size. Weights are sliced as ``q/k/v: W[:h * d_h, :d]``, ``out: W[:d, :h * d_h]``, LRPE's
-  LayerNorm ``gamma[:h * d_h]``: the clean, block-wise slicing of mixformer_nas spec section 9 quirk 1.
+  LayerNorm ``gamma[:h * d_h]``: the clean, block-wise slicing (not the released mixFormer code's packed-row slice).
 
 Build one with :func:`build_attention` (``attention_type`` string + keyword options).
 """
@@ -299,9 +299,9 @@ class _LinearAttentionBase(MultiHeadAttentionBase):
 class CosformerAttention(_LinearAttentionBase):
     """cosFormer (Qin et al., ICLR 2022): ``phi = ReLU``, ``[phi(x) sin(a s) || phi(x) cos(a s)]`` with
     ``a = pi / (2 M)`` and a fixed ``M = max_positions`` (so a cached decode sees the same encoding as a full
-    forward, spec section 1.5), divided by ``max(q~ . sum k~, eps)`` (official eps 1e-6; mixFormer's
+    forward; the official M = max(L, S) cannot be cached), divided by ``max(q~ . sum k~, eps)`` (official eps 1e-6; mixFormer's
     super-network uses 1e-3). Whether it is causal is the caller's ``causal`` argument: the released mixFormer ViT
-    runs it causally inside a bidirectional encoder (spec section 1.4), which models expose as a config option.
+    runs it causally inside a bidirectional encoder (released mixFormer code: the CLS token sees only itself), which models expose as a config option.
     """
 
     attention_type = "cosformer"
@@ -401,7 +401,7 @@ class LrpeEncoding(nn.Module):
 
 
 class LrpeLinearAttention(_LinearAttentionBase):
-    """LRPE linear attention (arXiv 2307.09270, spec section 5): ``phi`` (default ``1 + elu``) on q and k, the LRPE
+    """LRPE linear attention (arXiv 2307.09270): ``phi`` (default ``1 + elu``) on q and k, the LRPE
     ``f(x, s) = C_s(P x)`` (one :class:`LrpeEncoding` per layer), ``q~ (k~^T v)`` with no denominator and no
     scaling, then LayerNorm over the concatenated heads (``norm``, eps 1e-5) before the output projection.
 

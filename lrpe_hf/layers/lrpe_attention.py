@@ -1,6 +1,6 @@
 """Multi-head attention with a relative position encoding on q and k: linear (the paper) or softmax (baseline).
 
-Linear attention (fairseq-evo ``LinearKernelAttention`` order, spec section 5)::
+Linear attention (fairseq-evo ``LinearKernelAttention`` order; arXiv 2307.09270)::
 
     q, k, v = projections, split into heads
     q, k    = phi(q), phi(k)                      (feature map, q and k only)

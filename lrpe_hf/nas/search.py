@@ -1,6 +1,6 @@
 """Evolutionary search over a mixed-attention search space (HAT's genetic algorithm, as used by mixFormer).
 
-Defaults are the paper's (spec section 5): 30 iterations of a population of 125 = 25 parents (the elite, kept
+Defaults are the paper's (arXiv 2207.13955, evolutionary search): 30 iterations of a population of 125 = 25 parents (the elite, kept
 unchanged) + 50 mutants (each gene resampled uniformly with probability 0.3; parent drawn with replacement)
 + 50 uniform crossovers of two distinct parents. Every member satisfies the constraints: infeasible initial
 draws and children are redrawn, up to a bound, after which the search raises instead of looping.

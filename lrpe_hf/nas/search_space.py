@@ -307,7 +307,7 @@ PAPER_SEARCH = {"population": 125, "parents": 25, "mutants": 50, "crossovers": 5
 SMALL_SEARCH = {"population": 20, "parents": 4, "mutants": 8, "crossovers": 8, "mutation_prob": 0.3, "iterations": 6}
 
 PRESETS: dict[str, SearchSpace] = {
-    # Released CIFAR-10 space (spec section 3): AutoFormer-Small sizes, head_dim 64, three attention types.
+    # Released CIFAR-10 space of arXiv 2207.13955's code: AutoFormer-Small sizes, head_dim 64, three attention types.
     "cifar10": SearchSpace(
         name="cifar10",
         task="image-classification",
@@ -337,7 +337,7 @@ PRESETS: dict[str, SearchSpace] = {
         description="the CIFAR-10 space plus LRPE linear attention as a per-layer choice (not in the paper)",
         search_defaults=PAPER_SEARCH,
     ),
-    # HAT "space0" for WMT'14 En-De (spec section 8). The paper's translation space was never released; the
+    # HAT "space0" for WMT'14 En-De (the Hardware-Aware Transformer space, arXiv 2005.14187). The paper's translation space was never released; the
     # attention gene on encoder self-attention and decoder self-attention (cross-attention stays softmax) is
     # OUR choice. Deviations from HAT: head_dim is fixed at 64 (HAT fixes qkv_dim = 512, so head_dim = 512 /
     # heads), and HAT's "arbitrary encoder-decoder attention" gene is not searched (every decoder layer attends

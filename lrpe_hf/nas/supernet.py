@@ -5,7 +5,8 @@ One store of maximal weights; any architecture of the search space is a **slice*
 * every weight of the standalone ``mixformer`` model of an architecture is the *prefix* slice of the matching
   maximal weight (``W[:out, :in]``, ``b[:out]``, LayerNorm ``gamma[:d]``, patch conv ``weight[:d]``, CLS and
   position embeddings ``[..., :d]``, classifier ``W[:, :d]``). q, k and v are separate projections, so their
-  slices are block-wise (``W_q[:h*d_h, :d]``, ``W_k[:h*d_h, :d]``, ...): the *clean* variant of spec section 9
+  slices are block-wise (``W_q[:h*d_h, :d]``, ``W_k[:h*d_h, :d]``, ...): the *clean* variant (the released mixFormer code slices rows [0:3s] of the packed q/k/v weight, so k and v of a
+  sub-network do not use the full layer's k/v blocks)
   quirk 1, not the released code's ``[0:3s]`` row slice of a packed matrix (that quirk only changes which
   weights are shared, not the maths of a sub-network);
 * depth: the first ``depth`` layers are used, trailing layers are skipped;

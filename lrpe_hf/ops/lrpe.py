@@ -91,7 +91,7 @@ def lrpe_theta(
     dtype: torch.dtype = torch.float32,
     device=None,
 ) -> torch.Tensor:
-    """Initial frequencies of a core (spec section 4).
+    """Initial frequencies of a core (the θ types a/b/c of the LRPE authors' code, arXiv 2307.09270).
 
     Type ``"a"``: ``base^(-2i/d)`` (i < d/2 for rotation, j < d for unitary). Types ``"b"`` and ``"c"`` (rotation
     only) imitate cosFormer and depend on a length ``l``: ``(pi / 2l) * i / (d/2)`` and ``pi / (2 l i)``, i = 1..d/2.

@@ -105,7 +105,7 @@ SIZES: dict[str, SizePreset] = {
         warmup_steps=10, lr_scheduler_type="cosine", weight_decay=0.01, adam_beta2=0.98, vocab_size=4096,
         corpus_max_bytes=3_000_000, eval_tokens=4096, curve_eval_tokens=1024, eval_points=5,
     ),
-    # The paper's WikiText-103 sizes (spec section 10): causal LM 6 x 512, encoder RoBERTa-base; 128 sequences of
+    # The paper's WikiText-103 sizes (arXiv 2307.09270, experiments): causal LM 6 x 512, encoder RoBERTa-base; 128 sequences of
     # 512 tokens per update, Adam (0.9, 0.98), wd 0.01, lr 5e-4, inverse-sqrt schedule. For GPUs.
     "wikitext": SizePreset(
         base_size={"clm": "wikitext-base", "mlm": "roberta-base"},

@@ -1,4 +1,4 @@
-"""Staged training of the DGFN smoother with `Trainer` (spec: TPN, SPN, filter on ground-truth guidance, joint).
+"""Staged training of the DGFN smoother with `Trainer` (arXiv 1712.02893: TPN, SPN, filter on ground-truth guidance, joint).
 
 ```python
 from lrpe_hf.training.smoothing import SmoothingTrainingConfig, train_smoothing

@@ -41,7 +41,7 @@ def main(out_path: str, global_batch: int) -> None:
         seed=0,
         use_cpu=True,
         train_sampling_strategy="sequential",
-        # hf_integration section 7: gloo only with several processes (one process has no process group)
+        # gloo only with several processes (one process has no process group)
         ddp_backend="gloo" if world_size > 1 else None,
         ddp_find_unused_parameters=False if world_size > 1 else None,
         dataloader_num_workers=0,

@@ -114,7 +114,7 @@ def test_mixed_rotation_leaves_upper_channels_alone():
 
 
 def test_worked_numeric_example():
-    """Reference values of the specification (independent NumPy port of the authors' forward path)."""
+    """Reference values (independent NumPy port of the authors' forward path)."""
     h, n, d = 2, 6, 8
     i = torch.arange(h * n * d, dtype=torch.float64).reshape(h, n, d)
     q = feature_map(torch.sin(0.37 * i + 0.1), "1+elu")

@@ -16,7 +16,7 @@ VGG16_STAGE_CHANNELS = (64, 128, 256, 512, 512)
 VGG16_STAGE_DEPTHS = (2, 2, 3, 3, 3)
 
 PRESETS: dict[str, dict] = {
-    # Spec section 11 layout: VGG16 HED (14.7 M parameters), 3P-sized TPN and filter network.
+    # The reference layout (arXiv 1712.02893 with an HED structure network): VGG16 HED (14.7 M parameters), 3P-sized TPN and filter network.
     "tsafn-vgg16": {},
     # A quarter-width HED (with BN: trained from scratch) for CPU training in minutes. Each choice was measured on the
     # validation split (README, "Image smoothing"): residual output learns fastest; a small SSIM term (+0.017 SSIM
@@ -86,17 +86,17 @@ class DgfnConfig(PretrainedConfig):
         spn_input_normalization (`str`, defaults to `"imagenet"`): `"imagenet"` (mean/std), `"hed"` (BGR x255 minus
             the HED means) or `"none"`; applied inside the model, the processor only rescales to [0, 1].
         filter_channels (`tuple[int]`, defaults to `(64, 32, 16)`): widths of the filtering network's hidden convs
-            (any number of them; the spec's network has 3).
+            (any number of them; the reference network has 3).
         filter_kernels (`tuple[int]`, defaults to `(7, 5, 3, 5)`): kernel sizes of its convs (odd), one more than
             `filter_channels` (the last conv maps to the image channels).
-        filter_dilations (`tuple[int]`, *optional*): dilation of each of those convs; `None` means all 1, the spec's
+        filter_dilations (`tuple[int]`, *optional*): dilation of each of those convs; `None` means all 1, the reference
             network. Dilated layers widen the receptive field at no cost in parameters or MACs, as in the
             context-aggregation networks used to approximate smoothing operators.
         output_kernel_size (`int`, defaults to 0): with an odd size K >= 3, the filtering network also predicts, per
             pixel, K*K softmax weights, and its output becomes the weighted average of its (residual or direct)
             output over the K x K neighbourhood (dilated by `output_kernel_dilation`): a kernel-predicting output
             layer. Averaging drives the local variance of flat regions to zero, which a per-pixel residual cannot do
-            exactly. 0 (default) is the spec's plain output.
+            exactly. 0 (default) is the reference plain output.
         output_kernel_dilation (`int`, defaults to 1): spacing of the K x K neighbourhood's taps.
         use_batchnorm (`bool`, defaults to `True`): BatchNorm in the TPN branches and the filtering network.
         filter_output_batchnorm (`bool`, defaults to `False`): BatchNorm on the filter's 3-channel output.
@@ -233,7 +233,7 @@ class DgfnConfig(PretrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "DgfnConfig":
-        """A named configuration: `"tsafn-vgg16"` (spec layout), `"small"` (CPU training) or `"tiny"` (tests)."""
+        """A named configuration: `"tsafn-vgg16"` (the reference layout), `"small"` (CPU training) or `"tiny"` (tests)."""
         if name not in PRESETS:
             raise ValueError(f"DgfnConfig.from_preset: unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})

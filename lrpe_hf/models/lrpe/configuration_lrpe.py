@@ -39,7 +39,7 @@ PRESETS: dict[str, dict] = {
     "lrpe-unitary-householder-learned": dict(
         position_encoding="lrpe", lrpe_core="unitary", lrpe_p="householder", lrpe_theta_learned=True
     ),
-    # Baselines (denominator normalisation, spec section 8).
+    # Baselines (denominator normalisation, as in the paper's comparisons).
     "nope": dict(position_encoding="nope", absolute_position_embedding="none"),
     "rope": dict(position_encoding="rope"),
     "cosformer": dict(position_encoding="cosformer", feature_map="relu"),
@@ -202,7 +202,7 @@ class LrpeConfig(PreTrainedConfig):
         self.classifier_pooling = classifier_pooling
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        self.use_cache = use_cache  # the base class drops generation parameters (hf_integration section 1)
+        self.use_cache = use_cache  # PreTrainedConfig does not keep generation parameters itself
         # Before the base class: its own architecture validator divides by num_attention_heads.
         self._validate_numbers(kwargs.get("num_labels"))
         super().__init__(

@@ -13,7 +13,7 @@ from ...ops.lrpe import LRPE_CORES, LRPE_P_MATRICES
 POOLING_CHOICES = ("mean", "cls")
 ACTIVATIONS = ("gelu", "relu", "silu")
 
-# The paper's ViT-small (spec lrpe.md section 10): patch 16, width 384, depth 12, 6 heads of 64, MLP 4x, 1+elu,
+# The paper's ViT-small (arXiv 2307.09270, image classification): patch 16, width 384, depth 12, 6 heads of 64, MLP 4x, 1+elu,
 # pre-norm, learned APE, mean pooling without CLS, qkv without bias, drop-path 0.1 (DeiT recipe).
 _VIT_SMALL = dict(
     image_size=224, patch_size=16, hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4.0,

@@ -42,8 +42,8 @@ class MixFormerConfig(PretrainedConfig):
 
     Two architectures share this config:
 
-    * ``is_encoder_decoder=False`` (default): a ViT-like **image encoder** as in mixFormer's CIFAR-10 model (spec
-      section 2): patch embedding, CLS token, learned absolute position embedding, tokens scaled by ``sqrt(d)``
+    * ``is_encoder_decoder=False`` (default): a ViT-like **image encoder** as in mixFormer's CIFAR-10 model (arXiv
+      2207.13955's released code): patch embedding, CLS token, learned absolute position embedding, tokens scaled by ``sqrt(d)``
       before the position embedding is added (``scale_embedding``), pre-LN blocks, ReLU FFN, final LayerNorm,
       mean over the patch tokens (``pooling="mean"``; CLS excluded) or the CLS token.
     * ``is_encoder_decoder=True``: a **sequence-to-sequence** transformer with shared token embeddings (input,
@@ -65,7 +65,7 @@ class MixFormerConfig(PretrainedConfig):
         max_relative_length: clipping distance K of the relative-key softmax (mixFormer: 14).
         cosformer_eps: clamp of cosFormer's denominator (official cosFormer 1e-6; mixFormer's super-network 1e-3).
         cosformer_causal: run cosFormer *causally inside the bidirectional image/text encoder*, reproducing the
-            released mixFormer CIFAR code (spec section 1.4: CLS then sees only itself). Default False, the clean
+            released mixFormer CIFAR code (the CLS token then sees only itself). Default False, the clean
             bidirectional form. Decoder self-attention is always causal.
         lrpe_core, lrpe_p, lrpe_theta_learned, lrpe_householder_learned, lrpe_feature_map, lrpe_seed: settings of
             the ``"lrpe"`` layers (default: the unitary core with a fixed Householder P, ``1 + elu``); 1-D raster
@@ -254,7 +254,7 @@ class MixFormerConfig(PretrainedConfig):
         self.activation = activation
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        self.use_cache = use_cache  # the base class drops it (hf_integration section 1)
+        self.use_cache = use_cache  # PreTrainedConfig does not keep it itself
         super().__init__(
             is_encoder_decoder=is_encoder_decoder,
             pad_token_id=pad_token_id,

@@ -56,10 +56,10 @@ def test_config_rejects_bad_values_naming_the_field(field, value):
 def test_presets_and_spec_parameter_counts():
     with pytest.raises(ValueError, match="preset"):
         DgfnConfig.from_preset("huge")
-    model = DgfnForImageSmoothing(DgfnConfig())  # spec section 11 layout
+    model = DgfnForImageSmoothing(DgfnConfig())  # the reference layout
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(model.structure_network) == 14_716_171  # HED on VGG16, spec section 3
-    # conv biases are dropped before BatchNorm: spec counts (7,969 / 73,027) minus those redundant biases
+    assert count(model.structure_network) == 14_716_171  # HED on VGG16
+    # conv biases are dropped before BatchNorm: reference counts (7,969 / 73,027) minus those redundant biases
     assert count(model.texture_network) == 7_969 - 4 * (16 + 8 + 4)
     assert count(model.filter_network) == 73_027 - (64 + 32 + 16)
     with torch.no_grad():  # the full layout runs on an odd size too

@@ -1,4 +1,4 @@
-"""Conformance to outputs of the official implementation (fixtures produced by its modules, see the spec)."""
+"""Conformance to outputs of the official implementation (fixtures produced by its modules)."""
 
 import os
 from pathlib import Path
