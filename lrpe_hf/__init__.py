@@ -7,20 +7,8 @@ the one place where that happens), so ``AutoConfig.for_model("lrpe", ...)``,
 
 from __future__ import annotations
 
-import importlib
-
 from .version import __version__  # one source, also bundled into remote code
-
-# model_type -> sub-package of lrpe_hf.models. Each sub-package exposes
-#   CONFIG_CLASS, AUTO_MODEL_CLASSES ({"AutoModel": cls, "AutoModelForCausalLM": cls, ...}),
-#   and optionally IMAGE_PROCESSOR_CLASS.
-MODEL_TYPES: dict[str, str] = {
-    "lrpe": "lrpe",
-    "fixation_vit": "fixation_vit",
-    "dgfn": "dgfn",
-    "lrpe_vit": "lrpe_vit",
-    "mixformer": "mixformer",
-}
+from .models.registry import MODEL_TYPES, register_all
 
 
 def _warn_if_unverified_transformers() -> None:
@@ -42,25 +30,8 @@ def _warn_if_unverified_transformers() -> None:
         )
 
 
-def _register_all() -> None:
-    import transformers
-
-    from .models.checkpoint import ARCHITECTURE_MODEL_TYPES
-
-    for model_type, module_name in MODEL_TYPES.items():
-        module = importlib.import_module(f"lrpe_hf.models.{module_name}")
-        config_class = module.CONFIG_CLASS
-        transformers.AutoConfig.register(model_type, config_class)
-        for auto_name, model_class in module.AUTO_MODEL_CLASSES.items():
-            getattr(transformers, auto_name).register(config_class, model_class)
-            ARCHITECTURE_MODEL_TYPES[model_class.__name__] = model_type
-        processor = getattr(module, "IMAGE_PROCESSOR_CLASS", None)
-        if processor is not None:
-            transformers.AutoImageProcessor.register(config_class, image_processor_classes={"pil": processor})
-
-
 _warn_if_unverified_transformers()
-_register_all()
+register_all()
 
 from .models.lrpe import (  # noqa: E402
     LrpeConfig,
@@ -91,5 +62,10 @@ from .models.lrpe_vit import (  # noqa: E402
 )
 from .hub.loading import load_pretrained  # noqa: E402
 from .hub.remote_code import install_processor_hooks as _install_processor_hooks  # noqa: E402
+from .hub.remote_code import write_remote_code as _write_remote_code  # noqa: E402
+from .models.modeling_common import set_remote_code_writer as _set_remote_code_writer  # noqa: E402
 
-_install_processor_hooks()  # after every registration: processors' save_pretrained also writes remote code
+# Saves bundle self-contained remote code: models through the save hook, processors through a wrapped
+# save_pretrained (after every registration).
+_set_remote_code_writer(_write_remote_code)
+_install_processor_hooks()

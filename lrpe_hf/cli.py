@@ -4,22 +4,35 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-# sub-command name -> module under lrpe_hf.commands
-COMMANDS: dict[str, str] = {
-    "push": "push",
-    "evaluate": "evaluate",
-    "bench": "bench",
-    "nas": "nas",
-    "smooth": "smooth",
-    "classify-video": "classify_video",
-    "train-video": "train_video",
-    "train": "train",
-    "generate": "generate",
-    "compare": "compare",
-    "serve": "serve",
+from .commands import (
+    bench,
+    classify_video,
+    compare,
+    evaluate,
+    generate,
+    nas,
+    push,
+    serve,
+    smooth,
+    train,
+    train_video,
+)
+
+# sub-command name -> its module under lrpe_hf.commands
+COMMANDS: dict[str, object] = {
+    "push": push,
+    "evaluate": evaluate,
+    "bench": bench,
+    "nas": nas,
+    "smooth": smooth,
+    "classify-video": classify_video,
+    "train-video": train_video,
+    "train": train,
+    "generate": generate,
+    "compare": compare,
+    "serve": serve,
 }
 
 
@@ -27,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrpe-hf", description="Train, evaluate and use the lrpe_hf models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module_name in dict.fromkeys(COMMANDS.values()):
-        importlib.import_module(f"lrpe_hf.commands.{module_name}").register(sub)
+    for module in COMMANDS.values():
+        module.register(sub)
     return parser
 
 

@@ -91,7 +91,6 @@ def _run(model, ids, strategy, args, assistant):
 def run(args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import lrpe_hf  # noqa: F401  (registers the model types)
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)

@@ -57,8 +57,7 @@ def _build(model_name: str, args):
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    import lrpe_hf
-    from lrpe_hf import LrpeConfig
+    from ..models.lrpe import LrpeConfig
 
     torch.manual_seed(0)
     common = dict(

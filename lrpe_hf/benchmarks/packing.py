@@ -65,7 +65,6 @@ def _step(model, batch):
 def run(args) -> dict:
     from transformers import DataCollatorWithFlattening
 
-    import lrpe_hf  # noqa: F401
     from ..models.lrpe import LrpeConfig, LrpeForCausalLM
 
     torch.manual_seed(args.seed)

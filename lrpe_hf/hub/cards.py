@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..models.checkpoint import read_config_json
+from ..models.registry import MODEL_TYPES
 
 # Auto class -> (Hub pipeline tag, what the head is, in words)
 TASKS = {
@@ -173,12 +174,11 @@ def render_model_card(
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    import lrpe_hf
 
     folder = Path(folder)
     config = read_config_json(folder)
     model_type = config.get("model_type")
-    if model_type not in lrpe_hf.MODEL_TYPES:
+    if model_type not in MODEL_TYPES:
         raise ValueError(f"{folder / 'config.json'}: model_type {model_type!r} is not an lrpe_hf architecture")
     template_path = Path(template) if template is not None else templates_dir() / f"{model_type}.md"
     if not template_path.is_file():

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
 from ..models.checkpoint import CheckpointError, check_checkpoint_folder
+from ..models.registry import MODEL_TYPES, model_module
 
 
 def registered_classes(model_type: str) -> dict[str, type]:
     """``{Auto class name: model class}`` of a registered model type."""
-    import lrpe_hf
-
-    registration = importlib.import_module(f"lrpe_hf.models.{lrpe_hf.MODEL_TYPES[model_type]}")
-    return dict(registration.AUTO_MODEL_CLASSES)
+    return dict(model_module(model_type).AUTO_MODEL_CLASSES)
 
 
 def load_pretrained(folder: str | os.PathLike, auto_class: str | None = None, **kwargs):
@@ -25,15 +22,13 @@ def load_pretrained(folder: str | os.PathLike, auto_class: str | None = None, **
     from a newer incompatible ``lrpe_hf`` raise ``FileNotFoundError``/``ValueError`` naming the file and the
     problem. Extra keyword arguments go to ``from_pretrained``.
     """
-    import lrpe_hf
-
     folder = Path(folder)
     config = check_checkpoint_folder(folder, require_weights=False)
     model_type = config.get("model_type")
-    if model_type not in lrpe_hf.MODEL_TYPES:
+    if model_type not in MODEL_TYPES:
         raise CheckpointError(
             f"{folder / 'config.json'} has model_type {model_type!r}, which lrpe_hf does not provide "
-            f"(registered: {', '.join(sorted(lrpe_hf.MODEL_TYPES))})"
+            f"(registered: {', '.join(sorted(MODEL_TYPES))})"
         )
     classes = registered_classes(model_type)
     if auto_class is not None:

@@ -28,6 +28,8 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..models.registry import MODEL_TYPES, model_module
+
 PACKAGE = "lrpe_hf"
 CONFIG_NAME = "config.json"
 PROCESSOR_CONFIG_NAME = "preprocessor_config.json"
@@ -167,13 +169,10 @@ def _char_col(line: str, byte_col: int) -> int:
 
 
 def _registered(model_type: str):
-    import lrpe_hf
-
-    if model_type not in lrpe_hf.MODEL_TYPES:
-        raise BundleError(f"model_type {model_type!r} is not registered in lrpe_hf.MODEL_TYPES ({sorted(lrpe_hf.MODEL_TYPES)})")
-    return f"{PACKAGE}.models.{lrpe_hf.MODEL_TYPES[model_type]}", importlib.import_module(
-        f"{PACKAGE}.models.{lrpe_hf.MODEL_TYPES[model_type]}"
-    )
+    if model_type not in MODEL_TYPES:
+        raise BundleError(f"model_type {model_type!r} is not registered in lrpe_hf.MODEL_TYPES ({sorted(MODEL_TYPES)})")
+    module = model_module(model_type)
+    return module.__name__, module
 
 
 @functools.lru_cache(maxsize=None)
@@ -252,10 +251,8 @@ def install_processor_hooks() -> None:
     ``save_pretrained`` once, at import. Whatever order model and processor are saved in, the folder ends up
     complete for ``trust_remote_code=True``.
     """
-    import lrpe_hf
-
-    for model_type, subpackage in lrpe_hf.MODEL_TYPES.items():
-        registration = importlib.import_module(f"{PACKAGE}.models.{subpackage}")
+    for model_type in MODEL_TYPES:
+        registration = model_module(model_type)
         processor_class = getattr(registration, "IMAGE_PROCESSOR_CLASS", None)
         if processor_class is None or "_lrpe_hf_bundles" in processor_class.__dict__:
             continue

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.registry import MODEL_TYPES
 from . import load_metric
 
 _CLASSIFICATION_INPUT = {"text-classification": "text", "image-classification": "image",
@@ -132,14 +133,13 @@ def evaluate_folder(folder, dataset, *, split: str = "test", max_samples: int | 
 
     Returns ``{"dataset": {"name", "split", "num_samples"}, "metrics": {...}, "task": ...}``.
     """
-    import lrpe_hf
     from ..hub.cards import _task_of
     from ..models.checkpoint import check_checkpoint_folder
 
     folder = Path(folder)
     config = check_checkpoint_folder(folder)
     model_type = config.get("model_type")
-    if model_type not in lrpe_hf.MODEL_TYPES:
+    if model_type not in MODEL_TYPES:
         raise ValueError(f"{folder / 'config.json'}: model_type {model_type!r} is not an lrpe_hf architecture")
     _, task, _ = _task_of(config, model_type)
     data = load_eval_dataset(dataset, split) if isinstance(dataset, (str, os.PathLike)) else dataset

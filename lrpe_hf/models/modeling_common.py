@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import warnings
@@ -59,6 +58,18 @@ def _swap_in(new_dir: Path, target: Path) -> None:
 
 
 # Keyword arguments of save_pretrained(push_to_hub=True, ...) that belong to the upload, not to the save.
+#: ``writer(folder, model_type)``, run after every save to bundle the remote code (``auto_map`` and the flat source
+#: files). The package installs ``lrpe_hf.hub.remote_code.write_remote_code`` when it is imported; in a remote-code
+#: bundle nothing installs one, and Transformers' own custom-code copy re-saves the flat folder.
+_remote_code_writer = None
+
+
+def set_remote_code_writer(writer) -> None:
+    """Install the save-time bundling hook (``None`` switches it off)."""
+    global _remote_code_writer
+    _remote_code_writer = writer
+
+
 _PUSH_KWARGS = ("commit_message", "commit_description", "private", "token", "revision", "create_pr", "tags")
 
 
@@ -112,10 +123,8 @@ class AtomicSaveMixin:
         config = json.loads(config_path.read_text(encoding="utf-8"))
         config[VERSION_KEY] = __version__
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        # Only the installed package bundles; a class loaded from a bundle (module name transformers_modules.*)
-        # is re-saved by Transformers' own custom-code copy, which handles flat folders.
-        if self.bundle_remote_code and __name__.startswith("lrpe_hf."):
-            importlib.import_module("lrpe_hf.hub.remote_code").write_remote_code(folder, self.config.model_type)
+        if self.bundle_remote_code and _remote_code_writer is not None:
+            _remote_code_writer(folder, self.config.model_type)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

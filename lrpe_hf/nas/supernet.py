@@ -55,7 +55,6 @@ def arch_to_config(arch: Arch, space: SearchSpace, **model_kwargs):
     ``vocab_size`` come from ``model_kwargs``)."""
     from transformers import AutoConfig
 
-    import lrpe_hf  # noqa: F401  (registers "mixformer")
 
     space.validate_arch(arch)
     bad = sorted(set(model_kwargs) & set(ARCH_FIELDS))

@@ -449,7 +449,6 @@ def load_causal_lm(model_dir: str, device: str | None = None):
     """Model and tokenizer saved by :func:`run_clm` (or any causal LM folder) for generation."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import lrpe_hf  # noqa: F401  (registers the package's model types)
 
     path = Path(model_dir)
     if not path.is_dir():
@@ -550,7 +549,6 @@ def run_clm(model_args: ModelArguments, data_args: DataTrainingArguments, run_ar
     import transformers
     from transformers import Trainer, default_data_collator, set_seed
 
-    import lrpe_hf  # noqa: F401  (registers the package's model types)
 
     if not (training_args.do_train or training_args.do_eval):
         raise ValueError("nothing to do: pass --do_train and/or --do_eval")

@@ -571,7 +571,6 @@ def run_one(out: str | Path, settings: CompareSettings, encoding: str, task: str
     from transformers import AutoTokenizer, Trainer, TrainingArguments, default_data_collator, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    import lrpe_hf  # noqa: F401  (registers the model type)
     from lrpe_hf.models.lrpe.modeling_lrpe import LrpeForCausalLM, LrpeForMaskedLM
 
     out = Path(out)

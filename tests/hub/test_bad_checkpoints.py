@@ -201,7 +201,7 @@ def test_other_model_type_every_path(saved_model, tmp_path):
 
 
 def test_failed_save_keeps_existing_checkpoint(saved_model, tmp_path, monkeypatch):
-    from lrpe_hf.hub import remote_code
+    from lrpe_hf.models import modeling_common
 
     model_type, auto_name, model_class, _ = saved_model
     folder = _copy(saved_model, tmp_path)
@@ -210,7 +210,7 @@ def test_failed_save_keeps_existing_checkpoint(saved_model, tmp_path, monkeypatc
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(remote_code, "write_remote_code", boom)
+    monkeypatch.setattr(modeling_common, "_remote_code_writer", boom)  # the save hook the package installs
     model = model_class(tiny_config(model_type, auto_name))
     with pytest.raises(RuntimeError, match="disk full"):
         model.save_pretrained(folder)
