@@ -7,11 +7,12 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-all test-compat lock bench clean
+.PHONY: setup demo test test-all test-compat docs lock bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +42,18 @@ test-all: $(STAMP)
 test-compat: $(STAMP)
 	$(PY) tests/compat/matrix.py
 
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link, a broken reference or a page out of step with
+# the code (docs/hooks.py) fails; offline, into site/. The `docs` extra is installed on first use, pinned.
+$(DOCS_STAMP): $(STAMP)
+	$(PIP) install -c constraints.txt -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 # Rewrite constraints.txt from the current environment (after a green `make test` and `make test-compat`).
 lock: $(STAMP)
 	$(PY) tests/compat/lock.py
 
 clean:
-	rm -rf $(VENV) outputs .cache/compat
+	rm -rf $(VENV) outputs .cache/compat site
