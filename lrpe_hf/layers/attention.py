@@ -46,20 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import cosformer_reweight, feature_map, linear_attention, lrpe, lrpe_2d, lrpe_output_dim
-from ..ops.lrpe import (
-    LRPE_CORES,
-    LRPE_P_MATRICES,
-    lrpe_theta,
-    make_householder_vector,
-    make_permutation,
-    num_frequencies,
-)
+from ..ops import feature_map, linear_attention
 from .elastic import sliced_layer_norm, sliced_linear
+from .position_encoding import LRPE_2D_MODES, PositionEncoding, build_position_encoding, init_position_encoding
 
 ATTENTION_TYPES = ("softmax", "softmax_relative", "cosformer", "lrpe")
 LINEAR_ATTENTION_TYPES = ("cosformer", "lrpe")
-LRPE_2D_MODES = ("shared", "separable")
 
 
 def _normalise_positions(positions, n, offset, batch, device):
@@ -249,17 +241,46 @@ class RelativeSoftmaxAttention(SoftmaxAttention):
 
 
 # ------------------------------------------------------------------------------------------------ linear types
-class _LinearAttentionBase(MultiHeadAttentionBase):
-    """Linear attention with a recurrent state ``{"state": (b, h, d_k', d_v'), "seen": int}`` when cached."""
+class LinearAttention(MultiHeadAttentionBase):
+    """Linear attention with any registered position encoding, feature map and normalisation (one class for every
+    linear type of the image and seq2seq models and the super-network).
+
+    ``phi`` (``feature_map``) on q and k -> the position encoding on q and k (``lrpe_hf.layers.position_encoding``;
+    2-D on an image grid where it has one) -> ``lrpe_hf.ops.linear_attention`` (chunked, parallel or recurrent; the
+    encoding's per-head decay; causal or not) -> the normalisation: ``"layernorm"`` over the concatenated heads (the
+    LRPE form, no denominator; ``norm``, eps ``norm_eps``) or ``"denominator"`` (``sum a v / max(sum a, eps)``).
+    Cached, the state is ``{"state": (b, h, d_k', d_v'), "seen": int, "window": ...}``.
+
+    The two linear types of ``ATTENTION_TYPES`` are configurations of it (:func:`build_attention`):
+
+    * ``"cosformer"`` (Qin et al., ICLR 2022): ReLU features, cosFormer's re-weighting with a fixed
+      ``M = max_positions``, the denominator with ``eps`` (official 1e-6; mixFormer's super-network uses 1e-3).
+      Whether it is causal is the caller's ``causal``: the released mixFormer ViT runs it causally inside a
+      bidirectional encoder (the CLS token then sees only itself), which models expose as a config option.
+    * ``"lrpe"`` (arXiv 2307.09270): ``1 + elu`` features, the LRPE ``f(x, s) = C_s(P x)``, LayerNorm over heads.
+    """
 
     is_linear = True
-    normalize: str | None = None
 
-    def _features(self, x, positions, grid):  # pragma: no cover
-        raise NotImplementedError
+    def __init__(self, hidden_size, num_heads, head_dim, *, attention_type="lrpe", position_encoding="lrpe",
+                 encoding_options=None, feature_map="1+elu", normalize="layernorm", eps=1e-6, norm_eps=1e-5,
+                 chunk_size=64, algorithm="chunked", backend="auto", **kwargs):
+        super().__init__(hidden_size, num_heads, head_dim, **kwargs)
+        if normalize not in ("layernorm", "denominator"):
+            raise ValueError(f"normalize must be 'layernorm' or 'denominator', got {normalize!r}")
+        self.attention_type = attention_type
+        self.feature_map = feature_map
+        self.normalize = "denominator" if normalize == "denominator" else None
+        self.eps = eps
+        self.chunk_size, self.algorithm, self.backend = chunk_size, algorithm, backend
+        self.encoding = build_position_encoding(position_encoding, head_dim, num_heads, **(encoding_options or {}))
+        self.norm = nn.LayerNorm(num_heads * head_dim, eps=norm_eps) if normalize == "layernorm" else None
 
-    def _eps(self):
-        return 1e-6
+    def _features(self, x, positions, grid):
+        return self.encoding(feature_map(x, self.feature_map), positions, grid if self.encoding.supports_2d else None)
+
+    def _post_attention(self, out):
+        return out if self.norm is None else sliced_layer_norm(out, self.norm)
 
     def _attend(self, q, x, kv, is_cross, mask, positions, grid, causal, past, use_cache, h):
         b, n = q.shape[0], q.shape[2]
@@ -282,166 +303,62 @@ class _LinearAttentionBase(MultiHeadAttentionBase):
         qf = self._features(q, q_pos[:, None, :], q_grid)
         kf = self._features(k, k_pos[:, None, :], k_grid)
         key_mask = _key_mask(mask, b, m, q.device)
+        decay = self.encoding.decay
+        if decay is not None:
+            decay = decay[:h]  # the active heads
+            if not causal:
+                raise ValueError(f"the {self.encoding.name} decay is defined for causal attention only here")
         result = linear_attention(
-            qf, kf, v, causal=causal, normalize=self.normalize, eps=self._eps(),
-            initial_state=past.get("state"), return_state=use_cache,
-            key_mask=None if key_mask is None else key_mask[:, None, :],
+            qf, kf, v, causal=causal, normalize=self.normalize, eps=self.eps,
+            algorithm="recurrent" if causal and n == 1 else self.algorithm, chunk_size=self.chunk_size,
+            initial_state=past.get("state"), return_state=use_cache, decay=decay,
+            key_mask=None if key_mask is None else key_mask[:, None, :], backend=self.backend if causal else "torch",
         )
         if not use_cache:
             return result, None
         out, state = result
         # "window": what a rollback cache layer needs to count these tokens and undo them (draft verification).
-        window = {"keys": kf, "values": v, "normalize": self.normalize,
+        window = {"keys": kf, "values": v, "normalize": self.normalize, "decay": decay,
                   "key_mask": None if key_mask is None else key_mask[:, None, :]}
         return out, {"state": state, "seen": offset + n, "window": window}
 
-
-class CosformerAttention(_LinearAttentionBase):
-    """cosFormer (Qin et al., ICLR 2022): ``phi = ReLU``, ``[phi(x) sin(a s) || phi(x) cos(a s)]`` with
-    ``a = pi / (2 M)`` and a fixed ``M = max_positions`` (so a cached decode sees the same encoding as a full
-    forward; the official M = max(L, S) cannot be cached), divided by ``max(q~ . sum k~, eps)`` (official eps 1e-6; mixFormer's
-    super-network uses 1e-3). Whether it is causal is the caller's ``causal`` argument: the released mixFormer ViT
-    runs it causally inside a bidirectional encoder (released mixFormer code: the CLS token sees only itself), which models expose as a config option.
-    """
-
-    attention_type = "cosformer"
-    normalize = "denominator"
-
-    def __init__(self, hidden_size, num_heads, head_dim, *, max_positions=512, eps=1e-6, **kwargs):
-        super().__init__(hidden_size, num_heads, head_dim, **kwargs)
-        if not isinstance(max_positions, int) or max_positions < 1:
-            raise ValueError(f"max_positions (cosFormer's M) must be a positive int, got {max_positions!r}")
-        self.max_positions = max_positions
-        self.eps = eps
-
-    def _eps(self):
-        return self.eps
-
-    def _features(self, x, positions, grid):
-        if positions.numel() and int(positions.max()) >= self.max_positions:
-            raise ValueError(
-                f"position {int(positions.max())} is beyond cosFormer's M = max_positions = {self.max_positions}; "
-                f"raise max_position_embeddings"
-            )
-        return cosformer_reweight(F.relu(x), positions, self.max_positions)
-
-
-class LrpeEncoding(nn.Module):
-    """Parameters of one LRPE (shared by all heads of a layer, as in the authors' code) and its application.
-
-    Args:
-        head_dim: per-head width d of the queries/keys it encodes.
-        core: ``"rotation"``, ``"mixed_rotation"``, ``"permutation"`` or ``"unitary"`` (``lrpe_hf.ops.LRPE_CORES``).
-        p: ``"identity"``, ``"householder"``, ``"dct"``, ``"oddeven"`` or ``"fft"``.
-        theta_learned: learn the frequencies (rotation/unitary; type-a initialisation).
-        householder_learned: learn the Householder vector (else it is a fixed, saved buffer).
-        mode_2d: ``"shared"`` (authors' image code: rows and columns share one angle, score depends on dr + dc) or
-            ``"separable"`` (rows and columns on separate channels; rotation/unitary cores only).
-        seed: seed of the generator that draws the Householder vector and the permutation (saved with the weights).
-
-    ``forward(x, positions=None, grid=None)``: ``x (..., n, d)``; 1-D ``positions`` broadcastable to
-    ``x.shape[:-1]``, or ``grid = (rows, cols)`` for the 2-D encoding. Output dim ``output_dim``.
-    """
-
-    def __init__(self, head_dim, core="unitary", p="householder", *, theta_learned=False,
-                 householder_learned=False, mode_2d="shared", seed=0):
-        super().__init__()
-        if core not in LRPE_CORES:
-            raise ValueError(f"lrpe core {core!r} is not supported; choose one of {LRPE_CORES}")
-        if p not in LRPE_P_MATRICES:
-            raise ValueError(f"lrpe p {p!r} is not supported; choose one of {LRPE_P_MATRICES}")
-        if mode_2d not in LRPE_2D_MODES:
-            raise ValueError(f"lrpe 2-D mode {mode_2d!r} is not supported; choose one of {LRPE_2D_MODES}")
-        if theta_learned and core not in ("rotation", "unitary"):
-            raise ValueError(f"learned theta needs the rotation or unitary core, got core={core!r}")
-        if mode_2d == "separable" and core not in ("rotation", "unitary"):
-            raise ValueError(f"the separable 2-D LRPE needs the rotation or unitary core, got core={core!r}")
-        self.head_dim, self.core, self.p, self.mode_2d, self.seed = head_dim, core, p, mode_2d, seed
-        self.output_dim = lrpe_output_dim(core, p, head_dim)
-        self.theta = nn.Parameter(self.initial_theta()) if theta_learned else None
-        # A fixed Householder vector is a persistent buffer (saved, never trained): a frozen Parameter would come
-        # back trainable after from_pretrained.
-        if p == "householder" and householder_learned:
-            self.householder_v = nn.Parameter(self.initial_householder())
-        elif p == "householder":
-            self.register_buffer("householder_v", self.initial_householder(), persistent=True)
-        else:
-            self.householder_v = None
-        if core == "permutation":
-            self.register_buffer("permutation", self.initial_permutation(), persistent=True)
-        else:
-            self.permutation = None
-
-    def _generator(self):
-        return torch.Generator(device="cpu").manual_seed(int(self.seed))
-
-    def initial_theta(self) -> torch.Tensor:
-        """Type-a frequencies; in separable 2-D mode ``ceil(n_freq / 2)`` per axis (``lrpe_2d``'s default)."""
-        if self.mode_2d == "separable":
-            half = (num_frequencies(self.core, self.p, self.head_dim) + 1) // 2
-            i = torch.arange(half, dtype=torch.float64)
-            return (10000.0 ** (-i / max(half, 1))).float()
-        return lrpe_theta(self.head_dim, self.core, "a", p=self.p).float()
-
-    def initial_householder(self) -> torch.Tensor:
-        return make_householder_vector(self.head_dim, self._generator()).float()
-
-    def initial_permutation(self) -> torch.Tensor:
-        return make_permutation(self.head_dim, self._generator()).long()
-
-    def forward(self, x, positions=None, grid=None):
-        kwargs = dict(core=self.core, p=self.p, theta=self.theta, householder_v=self.householder_v,
-                      permutation=self.permutation)
-        if grid is not None:
-            return lrpe_2d(x, grid[0], grid[1], mode=self.mode_2d, **kwargs)
-        return lrpe(x, positions, **kwargs)
-
     def extra_repr(self):
-        return f"core={self.core}, p={self.p}, mode_2d={self.mode_2d}, learned_theta={self.theta is not None}"
+        return f"attention_type={self.attention_type!r}, feature_map={self.feature_map!r}"
 
 
-class LrpeLinearAttention(_LinearAttentionBase):
-    """LRPE linear attention (arXiv 2307.09270): ``phi`` (default ``1 + elu``) on q and k, the LRPE
-    ``f(x, s) = C_s(P x)`` (one :class:`LrpeEncoding` per layer), ``q~ (k~^T v)`` with no denominator and no
-    scaling, then LayerNorm over the concatenated heads (``norm``, eps 1e-5) before the output projection.
+def _cosformer(hidden_size, num_heads, head_dim, *, max_positions=512, eps=1e-6, chunk_size=64,
+               algorithm="chunked", backend="auto", **kwargs):
+    return LinearAttention(hidden_size, num_heads, head_dim, attention_type="cosformer", position_encoding="cosformer",
+                           encoding_options={"max_positions": max_positions}, feature_map="relu",
+                           normalize="denominator", eps=eps, chunk_size=chunk_size, algorithm=algorithm,
+                           backend=backend, **kwargs)
 
-    Extra args: ``feature_map``, ``lrpe_core``, ``lrpe_p``, ``lrpe_theta_learned``, ``lrpe_householder_learned``,
-    ``lrpe_2d_mode``, ``lrpe_seed`` (see :class:`LrpeEncoding`), ``norm_eps``.
-    """
 
-    attention_type = "lrpe"
-    normalize = None
-
-    def __init__(self, hidden_size, num_heads, head_dim, *, feature_map="1+elu", lrpe_core="unitary",
-                 lrpe_p="householder", lrpe_theta_learned=False, lrpe_householder_learned=False,
-                 lrpe_2d_mode="shared", lrpe_seed=0, norm_eps=1e-5, **kwargs):
-        super().__init__(hidden_size, num_heads, head_dim, **kwargs)
-        self.feature_map = feature_map
-        self.encoding = LrpeEncoding(head_dim, lrpe_core, lrpe_p, theta_learned=lrpe_theta_learned,
-                                     householder_learned=lrpe_householder_learned, mode_2d=lrpe_2d_mode, seed=lrpe_seed)
-        self.norm = nn.LayerNorm(num_heads * head_dim, eps=norm_eps)
-
-    def _features(self, x, positions, grid):
-        return self.encoding(feature_map(x, self.feature_map), positions=positions, grid=grid)
-
-    def _post_attention(self, out):
-        return sliced_layer_norm(out, self.norm)
+def _lrpe(hidden_size, num_heads, head_dim, *, feature_map="1+elu", lrpe_core="unitary", lrpe_p="householder",
+          lrpe_theta_learned=False, lrpe_householder_learned=False, lrpe_2d_mode="shared", lrpe_seed=0, norm_eps=1e-5,
+          chunk_size=64, algorithm="chunked", backend="auto", **kwargs):
+    options = dict(core=lrpe_core, p=lrpe_p, theta_learned=lrpe_theta_learned,
+                   householder_learned=lrpe_householder_learned, mode_2d=lrpe_2d_mode, seed=lrpe_seed)
+    return LinearAttention(hidden_size, num_heads, head_dim, attention_type="lrpe", position_encoding="lrpe",
+                           encoding_options=options, feature_map=feature_map, normalize="layernorm",
+                           norm_eps=norm_eps, chunk_size=chunk_size, algorithm=algorithm, backend=backend, **kwargs)
 
 
 ATTENTION_CLASSES = {
     "softmax": SoftmaxAttention,
     "softmax_relative": RelativeSoftmaxAttention,
-    "cosformer": CosformerAttention,
-    "lrpe": LrpeLinearAttention,
+    "cosformer": _cosformer,
+    "lrpe": _lrpe,
 }
 
 # Options each type understands beyond the common ones (so one config can build any type).
+_LINEAR_OPTIONS = ("chunk_size", "algorithm", "backend")
 _TYPE_OPTIONS = {
     "softmax": (),
     "softmax_relative": ("max_relative_length",),
-    "cosformer": ("max_positions", "eps"),
+    "cosformer": ("max_positions", "eps", *_LINEAR_OPTIONS),
     "lrpe": ("feature_map", "lrpe_core", "lrpe_p", "lrpe_theta_learned", "lrpe_householder_learned",
-             "lrpe_2d_mode", "lrpe_seed", "norm_eps"),
+             "lrpe_2d_mode", "lrpe_seed", "norm_eps", *_LINEAR_OPTIONS),
 }
 
 
@@ -450,16 +367,17 @@ def build_attention(attention_type: str, hidden_size: int, num_heads: int, head_
     """Build one attention module; ``options`` may hold every type's extras, each type takes what it uses.
 
     Type extras: ``max_relative_length`` (softmax_relative); ``max_positions``, ``eps`` (cosformer, given as
-    ``cosformer_eps`` too); ``feature_map``, ``lrpe_*``, ``norm_eps`` (lrpe).
+    ``cosformer_eps`` too); ``feature_map``, ``lrpe_*``, ``norm_eps`` (lrpe); ``chunk_size``, ``algorithm``,
+    ``backend`` (both linear types).
     """
     if attention_type not in ATTENTION_CLASSES:
         raise ValueError(f"attention type {attention_type!r} is not supported; choose one of {ATTENTION_TYPES}")
     if "cosformer_eps" in options:
         options.setdefault("eps", options.pop("cosformer_eps"))
     extras = {key: options[key] for key in _TYPE_OPTIONS[attention_type] if key in options}
-    cls = ATTENTION_CLASSES[attention_type]
-    return cls(hidden_size, num_heads, head_dim, kv_hidden_size=kv_hidden_size, qkv_bias=qkv_bias,
-               dropout=dropout if attention_type in ("softmax", "softmax_relative") else 0.0, **extras)
+    build = ATTENTION_CLASSES[attention_type]
+    return build(hidden_size, num_heads, head_dim, kv_hidden_size=kv_hidden_size, qkv_bias=qkv_bias,
+                 dropout=dropout if attention_type in ("softmax", "softmax_relative") else 0.0, **extras)
 
 
 __all__ = [
@@ -469,11 +387,10 @@ __all__ = [
     "MultiHeadAttentionBase",
     "SoftmaxAttention",
     "RelativeSoftmaxAttention",
-    "CosformerAttention",
-    "LrpeEncoding",
-    "LrpeLinearAttention",
+    "LinearAttention",
     "ATTENTION_CLASSES",
     "build_attention",
+    "init_attention_weights",
 ]
 
 
@@ -481,15 +398,10 @@ def init_attention_weights(module: nn.Module, init) -> None:
     """Initialise the attention-specific tensors of ``module`` (call from a model's ``_init_weights``).
 
     ``init`` is ``transformers.initialization`` (passed in so this layer needs no Transformers import): its functions
-    skip tensors already loaded from a checkpoint. The LRPE's random parts are rebuilt from their seed, so a model
-    built on the meta device gets the same Householder vectors and permutations as one built eagerly.
+    skip tensors already loaded from a checkpoint. The position encodings' random parts are rebuilt from their seed,
+    so a model built on the meta device gets the same Householder vectors and permutations as one built eagerly.
     """
     if isinstance(module, RelativeSoftmaxAttention):
         init.normal_(module.relative_key_table, std=module.head_dim**-0.5)
-    elif isinstance(module, LrpeEncoding):
-        if module.theta is not None:
-            init.copy_(module.theta, module.initial_theta())
-        if module.householder_v is not None:
-            init.copy_(module.householder_v, module.initial_householder())
-        if module.permutation is not None:
-            init.copy_(module.permutation, module.initial_permutation())
+    elif isinstance(module, PositionEncoding):
+        init_position_encoding(module, init)

@@ -172,21 +172,3 @@ class OverlapPatchEmbedding(nn.Module):
         x = self.projection(pixel_values)
         height, width = x.shape[-2:]
         return x.flatten(2).transpose(1, 2), height, width
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drops the whole residual branch per sample with probability ``drop_prob`` in training."""
-
-    def __init__(self, drop_prob: float = 0.0):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.drop_prob == 0.0:
-            return x
-        keep = 1.0 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"drop_prob={self.drop_prob}"

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..ops.feature_maps import feature_map
 from ..ops.linear_attention import linear_attention
-from .position_encoding import PositionEncoding
+from .position_encoding import build_position_encoding
 
 
 class LrpeAttention(nn.Module):
@@ -61,7 +61,7 @@ class LrpeAttention(nn.Module):
         # the output projection xavier-uniform.
         for proj, gain in ((self.q_proj, 2**-0.5), (self.k_proj, 2**-0.5), (self.v_proj, 2**-0.5), (self.o_proj, 1.0)):
             proj.xavier_gain = gain
-        self.position_encoding = PositionEncoding(
+        self.position_encoding = build_position_encoding(
             config.position_encoding,
             self.head_dim,
             self.num_heads,
@@ -113,8 +113,9 @@ class LrpeAttention(nn.Module):
 
     # -- linear attention -------------------------------------------------------------------------------------
     def _linear(self, q, k, v, positions, key_mask, cache, causal, documents=None):
-        q = self.position_encoding(feature_map(q, self.feature_map), positions)
-        k = self.position_encoding(feature_map(k, self.feature_map), positions)
+        pos = positions[:, None, :]  # broadcast over heads
+        q = self.position_encoding(feature_map(q, self.feature_map), pos)
+        k = self.position_encoding(feature_map(k, self.feature_map), pos)
         km = None if key_mask is None else key_mask[:, None, -q.shape[-2]:]  # the new tokens; broadcast over heads
         decay = self.position_encoding.decay
         seq_idx = None if documents is None else documents[:, None, :]  # broadcast over heads
@@ -186,8 +187,8 @@ class LrpeAttention(nn.Module):
 
     # -- softmax attention ------------------------------------------------------------------------------------
     def _softmax(self, q, k, v, positions, key_mask, cache, causal, documents=None):
-        q = self.position_encoding(q, positions)
-        k = self.position_encoding(k, positions)
+        q = self.position_encoding(q, positions[:, None, :])
+        k = self.position_encoding(k, positions[:, None, :])
         n = q.shape[-2]
         past = 0
         if documents is not None:  # packed documents: a block-diagonal (and causal) mask, no cache

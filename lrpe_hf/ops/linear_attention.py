@@ -29,6 +29,19 @@ import torch
 
 NORMALIZE_CHOICES = (None, "denominator")
 ALGORITHM_CHOICES = ("chunked", "parallel", "recurrent")
+BACKEND_CHOICES = ("auto", "torch", "fla")
+
+
+def check_linear_attention_options(chunk_size, algorithm, backend, *, owner="linear_attention") -> None:
+    """The models' linear-attention settings, checked once for every config (a ``ValueError`` naming the field)."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"{owner}.chunk_size must be a positive int, got {chunk_size!r}")
+    if algorithm not in ALGORITHM_CHOICES:
+        raise ValueError(f"{owner}.attention_algorithm={algorithm!r} is not supported; choose one of "
+                         f"{ALGORITHM_CHOICES}")
+    if backend not in BACKEND_CHOICES:
+        raise ValueError(f"{owner}.linear_attention_backend={backend!r} is not supported; choose one of "
+                         f"{BACKEND_CHOICES}")
 EPS_MODE_CHOICES = ("clamp", "add")
 
 
@@ -154,8 +167,8 @@ def linear_attention(
         km = key_mask.to(k.dtype)[..., None]
         k = k * km
         v = v * km.to(v.dtype)
-    if backend not in ("auto", "torch", "fla"):
-        raise ValueError(f"backend={backend!r} is not supported; choose 'auto', 'torch' or 'fla'")
+    if backend not in BACKEND_CHOICES:
+        raise ValueError(f"backend={backend!r} is not supported; choose one of {BACKEND_CHOICES}")
     if backend != "torch" and causal and algorithm == "chunked" and normalize is None:
         from .fla_backend import fla_chunked_linear_attention, fla_available
 

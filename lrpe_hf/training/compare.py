@@ -251,16 +251,17 @@ def estimate_memory(config, *, batch_size: int, context: int, eval_batch_size: i
 
     Training keeps, per token and layer, the activations autograd saves: about ``13 H + 2 I`` floats for
     projections, feature maps, norms, residuals and the MLP, plus the position-encoded q/k (``2 h d'``, d' = 2d for
-    the encodings that double the features), plus the attention itself -- for chunked linear attention the
+    the encoding's ``output_dim``), plus the attention itself -- for chunked linear attention the
     intra-chunk scores (``2 h C``) and the chunk states (``2 h d' d / C``), for softmax attention the score and
     probability matrices (``3 h n``). The output layer keeps ``3 V`` floats per token (logits, log-softmax, grad).
     Parameters, gradients and two Adam moments cost ``16 P`` bytes. Evaluation keeps only one layer's working set.
     """
+    from ..layers.position_encoding import build_position_encoding
+
     H, L, h = config.hidden_size, config.num_hidden_layers, config.num_attention_heads
     d, I, V, C = config.head_dim, config.intermediate_size, config.vocab_size, config.chunk_size
-    doubled = (config.position_encoding in ("cosformer", "lrpe_d")
-               or (config.position_encoding == "lrpe" and config.lrpe_core == "unitary"))
-    dq = 2 * d if doubled else d
+    # The encoded q/k width, as the registered encoding reports it (2d for the unitary core, cosFormer, LRPE-d).
+    dq = build_position_encoding(config.position_encoding, d, h, core=config.lrpe_core, p=config.lrpe_p).output_dim
     softmax = config.attention_type == "softmax"
 
     def attention_floats(n: int) -> float:

@@ -6,12 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lrpe_hf.layers.attention import (
-    ATTENTION_TYPES,
-    CosformerAttention,
-    LrpeEncoding,
-    build_attention,
-)
+from lrpe_hf.layers.attention import ATTENTION_TYPES, build_attention
+from lrpe_hf.layers.position_encoding import LrpeEncoding
 from lrpe_hf.layers.elastic import DropPath, FeedForward, PatchEmbedding, grid_positions, sliced_layer_norm
 from lrpe_hf.ops import feature_map, lrpe_2d
 
@@ -40,7 +36,7 @@ def test_cosformer_linear_equals_quadratic_form_bidirectional_cross_and_causal()
     attn = _make("cosformer")
     x = torch.randn(2, 7, D, dtype=torch.float64)
     mem = torch.randn(2, 11, D, dtype=torch.float64)  # L != S
-    M = attn.max_positions
+    M = attn.encoding.max_positions
     for causal, kv in ((False, mem), (True, None), (False, None)):
         src = x if kv is None else kv
         q, k, v = F.relu(_heads(x, attn.q_proj)), F.relu(_heads(src, attn.k_proj)), _heads(src, attn.v_proj)
@@ -180,7 +176,7 @@ def test_bad_input_errors():
         attn(torch.randn(1, 3, D + 1, dtype=torch.float64))
     with pytest.raises(ValueError, match="key_padding_mask"):
         attn(torch.randn(1, 3, D, dtype=torch.float64), key_padding_mask=torch.ones(1, 4))
-    cos = CosformerAttention(D, H, HD, max_positions=4).double()
+    cos = build_attention("cosformer", D, H, HD, max_positions=4).double()
     with pytest.raises(ValueError, match="max_positions"):
         cos(torch.randn(1, 6, D, dtype=torch.float64))
     with pytest.raises(ValueError, match="separable"):

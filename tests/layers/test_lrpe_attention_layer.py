@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from lrpe_hf.layers.lrpe_attention import LrpeAttention
-from lrpe_hf.layers.position_encoding import PositionEncoding
+from lrpe_hf.layers.position_encoding import build_position_encoding
 from lrpe_hf.ops import feature_map
 from lrpe_hf.ops.lrpe import permuteformer_permutation
 
@@ -39,7 +39,7 @@ def config(kind="lrpe", core="unitary", p="householder", attention_type="linear"
 
 
 def encoding(kind, core, p, d=8, heads=2):
-    return PositionEncoding(kind, d, heads, core=core or "unitary", p=p, max_positions=64, seed=3).double()
+    return build_position_encoding(kind, d, heads, core=core or "unitary", p=p, max_positions=64, seed=3).double()
 
 
 @pytest.mark.parametrize("kind,core,p", KINDS)
@@ -49,7 +49,7 @@ def test_scores_depend_only_on_the_offset(kind, core, p):
     q, k = torch.randn(1, 2, 1, 8, generator=g, dtype=torch.float64), torch.randn(1, 2, 1, 8, generator=g, dtype=torch.float64)
 
     def score(s, t):
-        return (pe(q, torch.tensor([[s]])) * pe(k, torch.tensor([[t]]))).sum(-1)
+        return (pe(q, torch.tensor([[[s]]])) * pe(k, torch.tensor([[[t]]]))).sum(-1)
 
     for s, t in ((3, 1), (5, 9), (0, 7)):
         for c in (1, 4, 20):
@@ -77,7 +77,7 @@ def _explicit(layer, x, positions, mask, causal):
     pe = layer.position_encoding
     if layer.attention_type == "linear":
         q, k = feature_map(q, layer.feature_map), feature_map(k, layer.feature_map)
-    q, k = pe(q, positions), pe(k, positions)
+    q, k = pe(q, positions[:, None, :]), pe(k, positions[:, None, :])
     i = torch.arange(n)[:, None]
     j = torch.arange(n)[None, :]
     allowed = torch.ones(n, n, dtype=torch.bool) if not causal else (j <= i)

@@ -20,7 +20,8 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.utils import can_return_tuple
 
-from ...layers.fixation import ConvFeedForward, DropPath, FixationAttention, OverlapPatchEmbedding
+from ...layers.elastic import DropPath
+from ...layers.fixation import ConvFeedForward, FixationAttention, OverlapPatchEmbedding
 from ...ops.shifts import spatial_shift, temporal_shift
 from ..modeling_common import AtomicSaveMixin, reject_unknown_kwargs
 from .configuration_fixation_vit import FixationViTConfig

@@ -9,21 +9,26 @@ from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
 from ..checkpoint import check_architectures
+from ...layers.position_encoding import LRPE_MODEL_CORES, check_lrpe_options
+from ...layers.position_encoding import POSITION_ENCODINGS as REGISTERED_ENCODINGS
 from ...ops.feature_maps import FEATURE_MAPS
+from ...ops.linear_attention import ALGORITHM_CHOICES, BACKEND_CHOICES
+from ...ops.lrpe import LRPE_P_MATRICES, THETA_TYPES
 
-POSITION_ENCODINGS = ("lrpe", "rope", "cosformer", "permuteformer", "lrpe_d", "nope")
-LRPE_CORES = ("rotation", "mixed_rotation", "permutation", "unitary", "none")
-LRPE_P_MATRICES = ("identity", "householder", "dct", "oddeven", "fft")
-THETA_TYPES = ("a", "b", "c")
+# The registry of position encodings and the LRPE vocabulary are the layers' and ops' own (one list of each);
+# validation reads the live registry, so an encoding registered later is accepted too.
+POSITION_ENCODINGS = tuple(REGISTERED_ENCODINGS)
+LRPE_CORES = LRPE_MODEL_CORES
 ATTENTION_TYPES = ("linear", "softmax")
 ATTENTION_NORMS = ("layernorm", "denominator", "none")
 ABSOLUTE_POSITION_EMBEDDINGS = ("none", "sinusoidal", "learned")
 CLASSIFIER_POOLINGS = ("mean", "first")
-ALGORITHMS = ("chunked", "parallel", "recurrent")
-BACKENDS = ("auto", "torch", "fla")
+ALGORITHMS = ALGORITHM_CHOICES
+BACKENDS = BACKEND_CHOICES
 # Position encodings that make sense in front of softmax attention (the others carry linear-attention-only parts:
-# a decay applied inside the recurrence, or cosFormer's re-weighting that replaces the softmax).
-SOFTMAX_POSITION_ENCODINGS = ("lrpe", "rope", "nope")
+# a decay applied inside the recurrence, or cosFormer's re-weighting that replaces the softmax): each encoding
+# class says so (``softmax_compatible``).
+SOFTMAX_POSITION_ENCODINGS = tuple(name for name, cls in REGISTERED_ENCODINGS.items() if cls.softmax_compatible)
 
 # The paper's four final configurations (arch names of the authors' code in brackets) and the baselines.
 PRESETS: dict[str, dict] = {
@@ -233,10 +238,10 @@ class LrpeConfig(PreTrainedConfig):
         """Raise ValueError naming the field, the bad value and the allowed values."""
         _check_choice("feature_map", self.feature_map, FEATURE_MAPS)
         _check_choice("hidden_act", self.hidden_act, sorted(ACT2FN))
-        _check_choice("position_encoding", self.position_encoding, POSITION_ENCODINGS)
-        _check_choice("lrpe_core", self.lrpe_core, LRPE_CORES)
-        _check_choice("lrpe_p", self.lrpe_p, LRPE_P_MATRICES)
-        _check_choice("lrpe_theta_type", self.lrpe_theta_type, THETA_TYPES)
+        _check_choice("position_encoding", self.position_encoding, tuple(REGISTERED_ENCODINGS))
+        # LRPE options: one validation for every config (combinations only where the layers use LRPE).
+        check_lrpe_options(self.lrpe_core, self.lrpe_p, self.lrpe_theta_type, self.lrpe_theta_learned,
+                           owner="LrpeConfig", prefix="lrpe_", combinations=self.position_encoding == "lrpe")
         _check_choice("attention_type", self.attention_type, ATTENTION_TYPES)
         _check_choice("attention_norm", self.attention_norm, (None, *ATTENTION_NORMS))
         _check_choice("absolute_position_embedding", self.absolute_position_embedding, ABSOLUTE_POSITION_EMBEDDINGS)
@@ -250,26 +255,12 @@ class LrpeConfig(PreTrainedConfig):
                 f"num_attention_heads={self.num_attention_heads}"
             )
         head_dim = self.head_dim
-        if self.attention_type == "softmax" and self.position_encoding not in SOFTMAX_POSITION_ENCODINGS:
+        if self.attention_type == "softmax" and not REGISTERED_ENCODINGS[self.position_encoding].softmax_compatible:
+            allowed = tuple(name for name, cls in REGISTERED_ENCODINGS.items() if cls.softmax_compatible)
             raise ValueError(
                 f"LrpeConfig.position_encoding={self.position_encoding!r} is a linear-attention encoding; with "
-                f"attention_type='softmax' choose one of {SOFTMAX_POSITION_ENCODINGS}"
+                f"attention_type='softmax' choose one of {allowed}"
             )
-        if self.position_encoding == "lrpe":
-            if self.lrpe_p == "fft" and self.lrpe_core != "unitary":
-                raise ValueError(
-                    f"LrpeConfig.lrpe_p='fft' gives complex features and needs lrpe_core='unitary', got "
-                    f"lrpe_core={self.lrpe_core!r}"
-                )
-            if self.lrpe_theta_learned and self.lrpe_core not in ("rotation", "unitary"):
-                raise ValueError(
-                    f"LrpeConfig.lrpe_theta_learned=True needs lrpe_core 'rotation' or 'unitary' (the cores with "
-                    f"frequencies), got lrpe_core={self.lrpe_core!r}"
-                )
-            if self.lrpe_theta_type in ("b", "c") and self.lrpe_core != "rotation":
-                raise ValueError(
-                    f"LrpeConfig.lrpe_theta_type={self.lrpe_theta_type!r} is defined for lrpe_core='rotation' only"
-                )
         needs_even = self.position_encoding == "rope" or (
             self.position_encoding == "lrpe" and self.lrpe_core in ("rotation", "mixed_rotation")
         )

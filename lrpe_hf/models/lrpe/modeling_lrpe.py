@@ -26,7 +26,7 @@ from transformers.modeling_outputs import (
 from transformers.utils import can_return_tuple
 
 from ...layers.lrpe_attention import LrpeAttention
-from ...layers.position_encoding import PositionEncoding
+from ...layers.position_encoding import PositionEncoding, init_position_encoding
 from ..cache_layers import RollbackLinearAttentionLayer, adopt_rollback_layers
 from ..modeling_common import (
     AtomicSaveMixin,
@@ -136,14 +136,9 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     def _init_weights(self, module):
         std = self.config.initializer_range
         if isinstance(module, PositionEncoding):
-            # Learned theta gets its type-a start; fixed tables (non-persistent buffers, never saved) are rebuilt
-            # after meta-device loading; random parts are redrawn from the configured seed unless loaded.
-            for name, value in module.initial_tensors().items():
-                tensor = getattr(module, name)
-                init.copy_(tensor, value.to(device=tensor.device, dtype=tensor.dtype))
-            for name, value in module.derived_tables().items():  # from the permutation now in place
-                tensor = getattr(module, name)
-                init.copy_(tensor, value.to(device=tensor.device, dtype=tensor.dtype))
+            # Learned theta gets its start; fixed tables (non-persistent buffers, never saved) are rebuilt after
+            # meta-device loading; random parts are redrawn from the configured seed unless loaded.
+            init_position_encoding(module, init)
         elif isinstance(module, nn.Linear):
             gain = getattr(module, "xavier_gain", None)  # attention projections (set by LrpeAttention)
             if gain is not None:
@@ -215,12 +210,6 @@ class LrpeModel(LrpePreTrainedModel):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.gradient_checkpointing = False
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.embed_tokens = value
 
     def _check_inputs(self, input_ids, inputs_embeds, attention_mask, position_ids, past_length):
         if (input_ids is None) == (inputs_embeds is None):
@@ -434,18 +423,6 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
         # cannot answer; there the model builds the same DynamicCache in forward and generate threads it through.
         return CACHE_NAME == "cache" and super()._supports_default_dynamic_cache()
 
-    def get_input_embeddings(self):
-        return self.model.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.model.embed_tokens = value
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head = new_embeddings
-
     @can_return_tuple
     def forward(
         self,
@@ -518,18 +495,6 @@ class LrpeForMaskedLM(LrpePreTrainedModel):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.model.embed_tokens = value
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head = new_embeddings
-
     @can_return_tuple
     def forward(
         self,
@@ -574,12 +539,6 @@ class LrpeForSequenceClassification(LrpePreTrainedModel):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.model.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.model.embed_tokens = value
 
     @can_return_tuple
     def forward(

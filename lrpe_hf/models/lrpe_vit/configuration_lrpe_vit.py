@@ -6,9 +6,10 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from ..checkpoint import check_architectures
-from ...layers.attention import ATTENTION_TYPES, LRPE_2D_MODES
+from ...layers.attention import ATTENTION_TYPES
+from ...layers.position_encoding import check_lrpe_options
 from ...ops import FEATURE_MAPS
-from ...ops.lrpe import LRPE_CORES, LRPE_P_MATRICES
+from ...ops.linear_attention import check_linear_attention_options
 
 POOLING_CHOICES = ("mean", "cls")
 ACTIVATIONS = ("gelu", "relu", "silu")
@@ -58,6 +59,10 @@ class LrpeVitConfig(PretrainedConfig):
         qkv_bias: bias on q/k/v (official: none).
         hidden_dropout_prob, attention_dropout, drop_path_rate, layer_norm_eps, initializer_range: as in ViT.
         cosformer_eps, max_relative_length: options of the baseline attention types.
+        intermediate_size: the MLP width, another way to give ``mlp_ratio``.
+        chunk_size, attention_algorithm, linear_attention_backend: how the linear attention runs
+            ``lrpe_hf.ops.linear_attention`` (chunk length; ``"chunked"``, ``"parallel"`` or ``"recurrent"``, the same
+            function; ``"auto"``, ``"torch"`` or ``"fla"``).
 
     Presets: ``LrpeVitConfig.from_preset(name, **overrides)`` with ``name`` in ``LrpeVitConfig.PRESETS``.
     """
@@ -94,6 +99,9 @@ class LrpeVitConfig(PretrainedConfig):
         cosformer_eps: float = 1e-6,
         max_relative_length: int = 14,
         intermediate_size: int | None = None,
+        chunk_size: int = 64,
+        attention_algorithm: str = "chunked",
+        linear_attention_backend: str = "auto",
         **kwargs,
     ):
         check_architectures(self.model_type, kwargs.get("architectures"))
@@ -122,18 +130,10 @@ class LrpeVitConfig(PretrainedConfig):
             raise ValueError(f"attention_type={attention_type!r} is not supported; choose one of {ATTENTION_TYPES}")
         if feature_map not in FEATURE_MAPS:
             raise ValueError(f"feature_map={feature_map!r} is not supported; choose one of {FEATURE_MAPS}")
-        if lrpe_core not in LRPE_CORES:
-            raise ValueError(f"lrpe_core={lrpe_core!r} is not supported; choose one of {LRPE_CORES}")
-        if lrpe_p not in LRPE_P_MATRICES:
-            raise ValueError(f"lrpe_p={lrpe_p!r} is not supported; choose one of {LRPE_P_MATRICES}")
-        if lrpe_p == "fft" and lrpe_core != "unitary":
-            raise ValueError("lrpe_p='fft' needs lrpe_core='unitary'")
-        if lrpe_2d_mode not in LRPE_2D_MODES:
-            raise ValueError(f"lrpe_2d_mode={lrpe_2d_mode!r} is not supported; choose one of {LRPE_2D_MODES}")
-        if lrpe_2d_mode == "separable" and lrpe_core not in ("rotation", "unitary"):
-            raise ValueError(f"lrpe_2d_mode='separable' needs lrpe_core 'rotation' or 'unitary', got {lrpe_core!r}")
-        if lrpe_theta_learned and lrpe_core not in ("rotation", "unitary"):
-            raise ValueError(f"lrpe_theta_learned=True needs lrpe_core 'rotation' or 'unitary', got {lrpe_core!r}")
+        check_lrpe_options(lrpe_core, lrpe_p, "a", lrpe_theta_learned, lrpe_2d_mode, owner="LrpeVitConfig",
+                           prefix="lrpe_")
+        check_linear_attention_options(chunk_size, attention_algorithm, linear_attention_backend,
+                                       owner="LrpeVitConfig")
         if pooling not in POOLING_CHOICES:
             raise ValueError(f"pooling={pooling!r} is not supported; choose one of {POOLING_CHOICES}")
         for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("attention_dropout", attention_dropout),
@@ -168,6 +168,9 @@ class LrpeVitConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.cosformer_eps = cosformer_eps
         self.max_relative_length = max_relative_length
+        self.chunk_size = chunk_size
+        self.attention_algorithm = attention_algorithm
+        self.linear_attention_backend = linear_attention_backend
         super().__init__(**kwargs)
 
     @property

@@ -1,7 +1,7 @@
 """LRPE vision transformer (arXiv 2307.09270): a ViT whose attention is linear attention with a 2-D LRPE.
 
 Per block (pre-norm): ``x + drop_path(attn(LN(x)))`` then ``x + drop_path(MLP(LN(x)))``. The attention is
-:class:`lrpe_hf.layers.attention.LrpeLinearAttention`: q/k/v without bias -> ``1 + elu`` -> 2-D LRPE at each patch's
+:class:`lrpe_hf.layers.attention.LinearAttention`: q/k/v without bias -> ``1 + elu`` -> 2-D LRPE at each patch's
 (row, column) -> ``q (k^T v)`` with no denominator -> LayerNorm over the heads -> output projection.
 Tokens are mean-pooled (no CLS, official) after the final LayerNorm, or the CLS token is used.
 """
@@ -71,6 +71,8 @@ class LrpeVitLayer(GradientCheckpointingLayer):
             lrpe_householder_learned=config.lrpe_householder_learned, lrpe_2d_mode=config.lrpe_2d_mode,
             lrpe_seed=config.lrpe_seed + layer_idx, max_positions=config.num_patches + 1,
             cosformer_eps=config.cosformer_eps, max_relative_length=config.max_relative_length,
+            chunk_size=config.chunk_size, algorithm=config.attention_algorithm,
+            backend=config.linear_attention_backend,
         )
         self.layernorm_after = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.mlp = FeedForward(d, config.intermediate_size, config.hidden_act, config.hidden_dropout_prob)

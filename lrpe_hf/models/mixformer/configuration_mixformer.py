@@ -8,7 +8,8 @@ from transformers import PretrainedConfig
 from ..checkpoint import check_architectures
 from ...layers.attention import ATTENTION_TYPES, LINEAR_ATTENTION_TYPES
 from ...ops import FEATURE_MAPS
-from ...ops.lrpe import LRPE_CORES, LRPE_P_MATRICES
+from ...layers.position_encoding import check_lrpe_options
+from ...ops.linear_attention import check_linear_attention_options
 
 POOLING_CHOICES = ("mean", "cls")
 FFN_ACTIVATIONS = ("relu", "gelu", "silu")
@@ -70,6 +71,9 @@ class MixFormerConfig(PretrainedConfig):
         lrpe_core, lrpe_p, lrpe_theta_learned, lrpe_householder_learned, lrpe_feature_map, lrpe_seed: settings of
             the ``"lrpe"`` layers (default: the unitary core with a fixed Householder P, ``1 + elu``); 1-D raster
             positions for image tokens, like the relative softmax.
+        chunk_size, attention_algorithm, linear_attention_backend: how the linear layers (cosFormer, LRPE) run
+            ``lrpe_hf.ops.linear_attention``: chunk length, ``"chunked"``/``"parallel"``/``"recurrent"`` (the same
+            function) and ``"auto"``/``"torch"``/``"fla"`` (the flash-linear-attention kernel on a GPU).
         image_size, patch_size, num_channels: image encoder input (mixFormer: 224, 16, 3).
         use_cls_token: prepend a CLS token (image encoder).
         pooling: ``"mean"`` over the patch tokens (mixFormer) or ``"cls"`` (needs ``use_cls_token``).
@@ -108,6 +112,9 @@ class MixFormerConfig(PretrainedConfig):
         lrpe_householder_learned: bool = False,
         lrpe_feature_map: str = "1+elu",
         lrpe_seed: int = 0,
+        chunk_size: int = 64,
+        attention_algorithm: str = "chunked",
+        linear_attention_backend: str = "auto",
         image_size: int = 224,
         patch_size: int = 16,
         num_channels: int = 3,
@@ -184,14 +191,9 @@ class MixFormerConfig(PretrainedConfig):
         _positive_int("max_relative_length", max_relative_length)
         if not cosformer_eps > 0:
             raise ValueError(f"cosformer_eps must be > 0, got {cosformer_eps!r}")
-        if lrpe_core not in LRPE_CORES:
-            raise ValueError(f"lrpe_core={lrpe_core!r} is not supported; choose one of {LRPE_CORES}")
-        if lrpe_p not in LRPE_P_MATRICES:
-            raise ValueError(f"lrpe_p={lrpe_p!r} is not supported; choose one of {LRPE_P_MATRICES}")
-        if lrpe_p == "fft" and lrpe_core != "unitary":
-            raise ValueError("lrpe_p='fft' needs lrpe_core='unitary'")
-        if lrpe_theta_learned and lrpe_core not in ("rotation", "unitary"):
-            raise ValueError(f"lrpe_theta_learned=True needs lrpe_core 'rotation' or 'unitary', got {lrpe_core!r}")
+        check_lrpe_options(lrpe_core, lrpe_p, "a", lrpe_theta_learned, owner="MixFormerConfig", prefix="lrpe_")
+        check_linear_attention_options(chunk_size, attention_algorithm, linear_attention_backend,
+                                       owner="MixFormerConfig")
         if lrpe_feature_map not in FEATURE_MAPS:
             raise ValueError(f"lrpe_feature_map={lrpe_feature_map!r} is not supported; choose one of {FEATURE_MAPS}")
         for name, value in (("image_size", image_size), ("patch_size", patch_size), ("num_channels", num_channels)):
@@ -239,6 +241,9 @@ class MixFormerConfig(PretrainedConfig):
         self.lrpe_householder_learned = lrpe_householder_learned
         self.lrpe_feature_map = lrpe_feature_map
         self.lrpe_seed = lrpe_seed
+        self.chunk_size = chunk_size
+        self.attention_algorithm = attention_algorithm
+        self.linear_attention_backend = linear_attention_backend
         self.image_size = image_size
         self.patch_size = patch_size
         self.num_channels = num_channels
@@ -304,6 +309,9 @@ class MixFormerConfig(PretrainedConfig):
             "lrpe_householder_learned": self.lrpe_householder_learned,
             "lrpe_2d_mode": "shared",
             "norm_eps": 1e-5,
+            "chunk_size": self.chunk_size,
+            "algorithm": self.attention_algorithm,
+            "backend": self.linear_attention_backend,
         }
 
 

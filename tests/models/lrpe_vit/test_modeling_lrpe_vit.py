@@ -16,7 +16,7 @@ from transformers import (
 
 import lrpe_hf  # noqa: F401
 from lrpe_hf import LrpeVitConfig, LrpeVitImageProcessor
-from lrpe_hf.layers.attention import LrpeLinearAttention, SoftmaxAttention
+from lrpe_hf.layers.attention import LinearAttention, SoftmaxAttention
 
 TINY = dict(image_size=16, patch_size=4, hidden_size=32, num_attention_heads=2, num_hidden_layers=2, num_labels=10)
 
@@ -55,7 +55,8 @@ def test_presets_run_and_round_trip(preset, mode, tmp_path):
     torch.manual_seed(0)
     model = AutoModelForImageClassification.from_config(LrpeVitConfig.from_preset(preset, **TINY, lrpe_2d_mode=mode))
     model.eval()
-    assert isinstance(model.lrpe_vit.layers[0].attention, LrpeLinearAttention)
+    attention = model.lrpe_vit.layers[0].attention
+    assert isinstance(attention, LinearAttention) and attention.attention_type == "lrpe"
     x = torch.randn(2, 3, 16, 16)
     logits = model(pixel_values=x).logits
     model.save_pretrained(tmp_path)

@@ -326,3 +326,20 @@ def test_out_of_vocabulary_ids_and_labels_are_named():
     labels = ids.clone()
     labels[:, -2:] = -100  # ignored positions are fine
     assert torch.isfinite(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
+
+
+@pytest.mark.parametrize("algorithm,chunk", [("chunked", 3), ("parallel", 64), ("recurrent", 64)])
+def test_linear_layers_take_chunk_size_and_algorithm_with_the_same_outputs(algorithm, chunk):
+    """The causal linear layers (the decoder's cosFormer and LRPE, a causal cosFormer in the encoder) run any
+    algorithm and chunk length of ops.linear_attention; chunks of 3 put boundaries inside the 9-token inputs."""
+    ids = torch.randint(3, 40, (2, 9), generator=torch.Generator().manual_seed(1))
+    logits = {}
+    for key, kw in (("reference", {}), ("other", dict(chunk_size=chunk, attention_algorithm=algorithm))):
+        model = random_seq2seq(seed=0, cosformer_causal=True, **kw)
+        layer = model.mixformer.decoder.layers[1].self_attn
+        assert (layer.chunk_size, layer.algorithm) == ((chunk, algorithm) if kw else (64, "chunked"))
+        with torch.no_grad():
+            logits[key] = model(input_ids=ids, decoder_input_ids=ids).logits
+    torch.testing.assert_close(logits["other"], logits["reference"], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="MixFormerConfig.attention_algorithm='fast'"):
+        seq2seq_config(attention_algorithm="fast")
