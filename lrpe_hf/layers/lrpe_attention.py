@@ -52,6 +52,12 @@ class LrpeAttention(nn.Module):
         self.attention_dropout = config.attention_dropout
         norm = config.resolved_attention_norm
         self.normalize = "denominator" if norm == "denominator" else None
+        # RoFormer's linear attention (arXiv 2104.09864, section 3.3) keeps the denominator unrotated: q . sum k of
+        # the positive features, which cannot cross zero as the rotated one can.
+        self.unrotated_denominator = (
+            self.attention_type == "linear" and self.normalize == "denominator"
+            and config.position_encoding == "rope" and getattr(config, "rope_denominator", "unrotated") == "unrotated"
+        )
         bias = config.attention_bias
         self.q_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
         self.k_proj = nn.Linear(self.hidden_size, self.hidden_size, bias=bias)
@@ -114,8 +120,16 @@ class LrpeAttention(nn.Module):
     # -- linear attention -------------------------------------------------------------------------------------
     def _linear(self, q, k, v, positions, key_mask, cache, causal, documents=None):
         pos = positions[:, None, :]  # broadcast over heads
-        q = self.position_encoding(feature_map(q, self.feature_map), pos)
-        k = self.position_encoding(feature_map(k, self.feature_map), pos)
+        qf, kf = feature_map(q, self.feature_map), feature_map(k, self.feature_map)
+        q, k = self.position_encoding(qf, pos), self.position_encoding(kf, pos)
+        if self.unrotated_denominator:
+            return self._split_denominator(qf, kf, q, k, v, key_mask, cache, causal, documents)
+        return self._linear_sums(q, k, v, key_mask, cache, causal, documents, self.normalize,
+                                 float32=self.attention_norm is not None)
+
+    def _linear_sums(self, q, k, v, key_mask, cache, causal, documents, normalize, float32):
+        """Linear attention over encoded q, k: bidirectional, or causal with the cache; the raw sums in float32 when
+        ``float32`` (a norm or a division follows), else in v's dtype."""
         km = None if key_mask is None else key_mask[:, None, -q.shape[-2]:]  # the new tokens; broadcast over heads
         decay = self.position_encoding.decay
         seq_idx = None if documents is None else documents[:, None, :]  # broadcast over heads
@@ -125,10 +139,10 @@ class LrpeAttention(nn.Module):
             if cache is not None:
                 raise ValueError("bidirectional attention has no cache (use_cache must be False)")
             if decay is not None or seq_idx is not None:
-                return self._bidirectional_decayed(q, k, v, decay, km, seq_idx)
+                return self._bidirectional_decayed(q, k, v, decay, km, seq_idx, normalize, float32)
             return linear_attention(
-                q, k, v, causal=False, normalize=self.normalize, algorithm=self.algorithm, key_mask=km,
-                output_float32=self.attention_norm is not None,
+                q, k, v, causal=False, normalize=normalize, algorithm=self.algorithm, key_mask=km,
+                output_float32=float32,
             )
         initial_state = None if cache is None else cache.get_recurrent_state(self.layer_idx)
         # One new token (a decoding step): the recurrence is one rank-1 update, far cheaper than a 1-token chunk.
@@ -136,7 +150,7 @@ class LrpeAttention(nn.Module):
         out = linear_attention(
             q, k, v,
             causal=True,
-            normalize=self.normalize,
+            normalize=normalize,
             algorithm=algorithm,
             chunk_size=self.chunk_size,
             initial_state=initial_state,
@@ -144,21 +158,38 @@ class LrpeAttention(nn.Module):
             decay=decay,
             key_mask=km,
             backend=self.backend,
-            output_float32=self.attention_norm is not None,
+            output_float32=float32,
             seq_idx=seq_idx,
         )
         if cache is None:
             return out
         out, state = out
         # The window's keys and values go along so a recording layer can roll the state back (draft verification).
-        cache.update_recurrent_state(state, self.layer_idx, keys=k, values=v, key_mask=km, normalize=self.normalize,
+        cache.update_recurrent_state(state, self.layer_idx, keys=k, values=v, key_mask=km, normalize=normalize,
                                      decay=decay)
         # Transformers 5.23-5.24 set has_previous_state only in update_conv_state; without it get_recurrent_state
         # returns None and every step would restart from an empty state.
         cache.layers[self.layer_idx].has_previous_state[0] = True
         return out
 
-    def _bidirectional_decayed(self, q, k, v, decay, key_mask, seq_idx=None):
+    def _split_denominator(self, qf, kf, q, k, v, key_mask, cache, causal, documents):
+        """``sum_t (q~_s . k~_t) v_t / sum_t (q_s . k_t)``: rotated numerator, unrotated denominator.
+
+        Both sums are one linear attention over 2h heads: heads ``0..h-1`` carry the rotated q~, k~ with values
+        ``[v, 0]``, heads ``h..2h-1`` the unrotated q, k with values ``[0, 1]``. So the chunked, parallel and
+        recurrent algorithms, padding, packed documents, the cache (a ``(b, 2h, d, d_v + 1)`` state) and its
+        rollback all apply unchanged; the division happens in float32 afterwards.
+        """
+        h, dv = v.shape[1], v.shape[-1]
+        zeros, ones = torch.zeros_like(v[..., :1]), torch.ones_like(v[..., :1])
+        values = torch.cat([torch.cat([v, zeros], -1), torch.cat([torch.zeros_like(v), ones], -1)], dim=1)
+        out = self._linear_sums(torch.cat([q, qf], 1), torch.cat([k, kf], 1), values, key_mask, cache, causal,
+                                documents, normalize=None, float32=True)
+        with torch.autocast(device_type=v.device.type, enabled=False):
+            num, den = out[:, :h, :, :dv], out[:, h:, :, dv:]
+            return (num / den.clamp(min=1e-6)).to(v.dtype)
+
+    def _bidirectional_decayed(self, q, k, v, decay, key_mask, seq_idx, normalize, float32):
         """Bidirectional attention with the symmetric decay lam^|s-t| (PermuteFormer/LRPE-d encoders), or within
         packed documents (``seq_idx``; decay may then be None).
 
@@ -166,7 +197,7 @@ class LrpeAttention(nn.Module):
         diagonal t = s is counted twice and removed once. The denominator (if any) rides along as a column of ones.
         Both passes keep to the token's own document, so the sum does too.
         """
-        if self.normalize == "denominator":
+        if normalize == "denominator":
             v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
         if key_mask is not None:
             m = key_mask.to(k.dtype)[..., None]
@@ -181,9 +212,9 @@ class LrpeAttention(nn.Module):
             wide = torch.promote_types(v.dtype, torch.float32)
             diag = (q.to(wide) * k.to(wide)).sum(-1, keepdim=True) * v.to(wide)
             out = fwd + bwd - diag
-            if self.normalize == "denominator":
+            if normalize == "denominator":
                 out = out[..., :-1] / out[..., -1:].clamp(min=1e-6)
-        return out if self.attention_norm is not None else out.to(v.dtype)
+        return out if float32 else out.to(v.dtype)
 
     # -- softmax attention ------------------------------------------------------------------------------------
     def _softmax(self, q, k, v, positions, key_mask, cache, causal, documents=None):

@@ -77,6 +77,7 @@ def _explicit(layer, x, positions, mask, causal):
     pe = layer.position_encoding
     if layer.attention_type == "linear":
         q, k = feature_map(q, layer.feature_map), feature_map(k, layer.feature_map)
+    plain = q @ k.transpose(-1, -2)  # scores of the unrotated features (RoFormer's denominator)
     q, k = pe(q, positions[:, None, :]), pe(k, positions[:, None, :])
     i = torch.arange(n)[:, None]
     j = torch.arange(n)[None, :]
@@ -93,7 +94,8 @@ def _explicit(layer, x, positions, mask, causal):
             w = w * lam ** (i - j).abs().to(w.dtype)
         o = w @ v
         if layer.normalize == "denominator":
-            o = o / w.sum(-1, keepdim=True).clamp(min=1e-6)
+            den = (plain * allowed) if layer.unrotated_denominator else w
+            o = o / den.sum(-1, keepdim=True).clamp(min=1e-6)
     o = o.transpose(1, 2).reshape(b, n, cfg_heads * hd)
     if layer.attention_norm is not None:
         o = layer.attention_norm(o)
@@ -101,10 +103,12 @@ def _explicit(layer, x, positions, mask, causal):
 
 
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("kind,core,p", KINDS)
-def test_linear_layer_equals_quadratic_form_with_padding(kind, core, p, causal):
+@pytest.mark.parametrize("kind,core,p,rope_denominator", [(*k, "unrotated") for k in KINDS]
+                         + [("rope", None, "identity", "rotated")])
+def test_linear_layer_equals_quadratic_form_with_padding(kind, core, p, rope_denominator, causal):
     torch.manual_seed(0)
-    layer = LrpeAttention(config(kind, core, p), layer_idx=1).double().eval()
+    layer = LrpeAttention(config(kind, core, p, rope_denominator=rope_denominator), layer_idx=1).double().eval()
+    assert layer.unrotated_denominator == (kind == "rope" and rope_denominator == "unrotated")
     x = torch.randn(2, 7, 16, dtype=torch.float64)
     mask = torch.tensor([[1] * 7, [0, 0, 1, 1, 1, 1, 1]])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)

@@ -8,7 +8,7 @@ import copy
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
-from ..checkpoint import check_architectures
+from ..checkpoint import VERSION_KEY, check_architectures
 from ...layers.position_encoding import LRPE_MODEL_CORES, check_lrpe_options
 from ...layers.position_encoding import POSITION_ENCODINGS as REGISTERED_ENCODINGS
 from ...ops.feature_maps import FEATURE_MAPS
@@ -21,6 +21,7 @@ POSITION_ENCODINGS = tuple(REGISTERED_ENCODINGS)
 LRPE_CORES = LRPE_MODEL_CORES
 ATTENTION_TYPES = ("linear", "softmax")
 ATTENTION_NORMS = ("layernorm", "denominator", "none")
+ROPE_DENOMINATORS = ("unrotated", "rotated")
 ABSOLUTE_POSITION_EMBEDDINGS = ("none", "sinusoidal", "learned")
 CLASSIFIER_POOLINGS = ("mean", "first")
 ALGORITHMS = ALGORITHM_CHOICES
@@ -113,6 +114,12 @@ class LrpeConfig(PreTrainedConfig):
             ``"denominator"`` (classic ``sum a v / max(sum a, eps)``) or ``"none"``; ``None`` picks ``"layernorm"``
             for ``position_encoding="lrpe"``/``"lrpe_d"`` and ``"denominator"`` for the other baselines. Ignored by
             softmax attention.
+        rope_denominator: with ``position_encoding="rope"`` and the denominator, whether ``q . sum k`` uses the
+            rotated features (``"rotated"``) or the feature-mapped ones before rotation (``"unrotated"``, RoFormer's
+            linear attention, arXiv 2104.09864 section 3.3: positive, so it never crosses zero; the rotated one can,
+            and float16 rounding at long context makes it do so, giving NaN). ``None``: ``"unrotated"``, except for
+            a config.json written before the field existed (lrpe_hf 0.1), which keeps the ``"rotated"`` form it was
+            trained with.
         absolute_position_embedding: ``"none"``, ``"sinusoidal"`` or ``"learned"`` (added to token embeddings).
         scale_embedding: multiply token embeddings by ``sqrt(hidden_size)`` (fairseq's language models do; without
             it a sinusoidal table of amplitude 1 swamps token embeddings initialised at std 0.02). ``None`` means
@@ -152,6 +159,7 @@ class LrpeConfig(PreTrainedConfig):
         attention_type: str = "linear",
         attention_norm: str | None = None,
         attention_bias: bool = True,
+        rope_denominator: str | None = None,
         absolute_position_embedding: str = "sinusoidal",
         scale_embedding: bool | None = None,
         chunk_size: int = 64,
@@ -191,6 +199,11 @@ class LrpeConfig(PreTrainedConfig):
         self.attention_type = attention_type
         self.attention_norm = attention_norm
         self.attention_bias = attention_bias
+        if rope_denominator is None:
+            # A saved config.json carries the lrpe_hf version that wrote it; one without this field was written
+            # before it existed, with the rotated denominator, and keeps its outputs.
+            rope_denominator = "rotated" if VERSION_KEY in kwargs else "unrotated"
+        self.rope_denominator = rope_denominator
         self.absolute_position_embedding = absolute_position_embedding
         if scale_embedding is None:
             scale_embedding = absolute_position_embedding == "sinusoidal"
@@ -244,6 +257,7 @@ class LrpeConfig(PreTrainedConfig):
                            owner="LrpeConfig", prefix="lrpe_", combinations=self.position_encoding == "lrpe")
         _check_choice("attention_type", self.attention_type, ATTENTION_TYPES)
         _check_choice("attention_norm", self.attention_norm, (None, *ATTENTION_NORMS))
+        _check_choice("rope_denominator", self.rope_denominator, ROPE_DENOMINATORS)
         _check_choice("absolute_position_embedding", self.absolute_position_embedding, ABSOLUTE_POSITION_EMBEDDINGS)
         _check_choice("classifier_pooling", self.classifier_pooling, CLASSIFIER_POOLINGS)
         _check_choice("attention_algorithm", self.attention_algorithm, ALGORITHMS)

@@ -133,3 +133,19 @@ def test_a_config_json_naming_another_model_type_is_reported_as_a_mismatch(tmp_p
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="model_type 'lrpe_vit', but its architectures .* are 'lrpe' models"):
         AutoModel.from_pretrained(tmp_path)
+
+
+def test_rope_denominator_is_unrotated_for_new_configs_and_rotated_for_configs_saved_before_the_field(tmp_path):
+    """RoFormer's linear attention divides by q . sum k of the unrotated features (positive); the rotated
+    denominator can cross zero (NaN in float16 at long context). Configs saved by lrpe_hf 0.1 used the rotated one."""
+    assert LrpeConfig.from_preset("rope", size="tiny").rope_denominator == "unrotated"
+    assert LrpeConfig(position_encoding="rope").rope_denominator == "unrotated"
+    old = LrpeConfig.from_preset("rope", size="tiny").to_dict()
+    old.pop("rope_denominator")
+    old["lrpe_hf_version"] = "0.1.0"
+    assert LrpeConfig.from_dict(old).rope_denominator == "rotated"
+    cfg = LrpeConfig.from_preset("rope", size="tiny")
+    cfg.save_pretrained(tmp_path)
+    assert LrpeConfig.from_pretrained(tmp_path).rope_denominator == "unrotated"
+    with pytest.raises(ValueError, match="rope_denominator='sideways'.*unrotated"):
+        LrpeConfig(rope_denominator="sideways")
