@@ -49,25 +49,41 @@ def test_entry_point_process_exit_status(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_bench_dispatches_to_the_script(tmp_path, monkeypatch, capsys):
-    from lrpe_hf.commands import bench
+def test_bench_dispatches_to_the_registered_benchmark(tmp_path, monkeypatch, capsys):
+    import types
 
-    (tmp_path / "bench_dummy.py").write_text(
-        "import sys, json\n"
-        "def main():\n"
-        "    json.dump(sys.argv[1:], open(sys.argv[-1], 'w'))\n"
-        "if __name__ == '__main__':\n"
-        "    main()\n"
-    )
-    (tmp_path / "bench_failing.py").write_text("import sys\nsys.exit(3)\n")
-    monkeypatch.setattr(bench, "scripts_dir", lambda: tmp_path)
-    out = tmp_path / "argv.json"
-    assert main(["bench", "dummy", "--size", "4", str(out)]) == 0
-    assert json.loads(out.read_text()) == ["--size", "4", str(out)]
+    from lrpe_hf import benchmarks
+
+    calls = []
+
+    def dummy(argv):
+        calls.append(argv)
+        return 0
+
+    def failing(argv):
+        raise SystemExit(3)
+
+    for name, fn in (("dummy", dummy), ("failing", failing)):
+        module = types.ModuleType(f"fake_bench_{name}")
+        module.main = fn
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        monkeypatch.setitem(benchmarks.BENCHMARKS, name, module.__name__)
+    assert main(["bench", "dummy", "--size", "4", "x"]) == 0 and calls == [["--size", "4", "x"]]
     assert main(["bench", "failing"]) == 3
     assert main(["bench", "--list"]) == 0 and "dummy" in capsys.readouterr().out
     assert main(["bench", "nope"]) == 1
-    assert "unknown benchmark 'nope'; available: dummy, failing" in capsys.readouterr().err
+    assert "unknown benchmark 'nope'; available: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(__import__("lrpe_hf.benchmarks", fromlist=["x"]).BENCHMARKS))
+def test_every_registered_benchmark_has_a_main_with_help_and_a_script(name, capsys):
+    """Each benchmark parses its options (--help exits 0) and scripts/bench_<name>.py is a thin entry point to it."""
+    from lrpe_hf.benchmarks import BENCHMARKS
+
+    assert main(["bench", name, "--help"]) == 0
+    assert "usage:" in capsys.readouterr().out
+    script = (ROOT / "scripts" / f"bench_{name}.py").read_text()
+    assert f"from {BENCHMARKS[name]} import main" in script and len(script.splitlines()) <= 15
 
 
 def _image_classifier(tmp_path):
