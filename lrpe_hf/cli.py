@@ -19,6 +19,7 @@ from .commands import (
     train,
     train_video,
 )
+from .cli_flags import ArgumentParser
 
 # sub-command name -> its module under lrpe_hf.commands
 COMMANDS: dict[str, object] = {
@@ -37,7 +38,7 @@ COMMANDS: dict[str, object] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrpe-hf", description="Train, evaluate and use the lrpe_hf models.")
+    parser = ArgumentParser(prog="lrpe-hf", description="Train, evaluate and use the lrpe_hf models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS.values():

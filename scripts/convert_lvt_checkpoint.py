@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert an official Linear Video Transformer checkpoint into a `save_pretrained` folder.
 
-    python scripts/convert_lvt_checkpoint.py --checkpoint ssv2.pyth --config-json ssv2.json --output-dir lvt-ssv2
+    python scripts/convert_lvt_checkpoint.py --checkpoint ssv2.pyth --config_json ssv2.json --output_dir lvt-ssv2
 
 The config JSON holds FixationViTConfig fields (e.g. {"num_labels": 174} for the official SSv2 model; the K400
 model needs {"num_labels": 400, "share_fixation_gate": false, "temporal_shift_div": 8,
@@ -12,14 +12,15 @@ import argparse
 import sys
 
 from lrpe_hf.models.fixation_vit.convert import config_from_json, convert_checkpoint
+from lrpe_hf.cli_flags import ArgumentParser
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True,
                         help="official checkpoint (.pyth/.pth read weights-only, or .safetensors)")
-    parser.add_argument("--config-json", required=True, help="JSON file of FixationViTConfig fields")
-    parser.add_argument("--output-dir", required=True, help="folder to write (config, safetensors, image processor)")
+    parser.add_argument("--config_json", required=True, help="JSON file of FixationViTConfig fields")
+    parser.add_argument("--output_dir", required=True, help="folder to write (config, safetensors, image processor)")
     args = parser.parse_args(argv)
     try:
         model = convert_checkpoint(args.checkpoint, config_from_json(args.config_json), args.output_dir)

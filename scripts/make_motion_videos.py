@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write the embedded moving-shapes video dataset (real .mp4 files, PyAV/H.264), no network needed.
 
-    python scripts/make_motion_videos.py --output-dir outputs/motion_videos
+    python scripts/make_motion_videos.py --output_dir outputs/motion_videos
 
 Labels are ordered pairs of perpendicular motion directions (e.g. right_then_down); the default four classes form
 two time-reversed pairs, so a model that ignores frame order cannot exceed 50% accuracy (chance: 25%).
@@ -11,14 +11,15 @@ import argparse
 import sys
 
 from lrpe_hf.data.motion_videos import ALL_CLASSES, DEFAULT_CLASSES, make_motion_dataset
+from lrpe_hf.cli_flags import ArgumentParser
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--train-per-class", type=int, default=48)
-    parser.add_argument("--validation-per-class", type=int, default=16)
-    parser.add_argument("--num-frames", type=int, default=16)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--train_per_class", type=int, default=48)
+    parser.add_argument("--validation_per_class", type=int, default=16)
+    parser.add_argument("--num_frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=64, help="frame height and width (even)")
     parser.add_argument("--fps", type=int, default=8)
     parser.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES), choices=ALL_CLASSES)

@@ -9,11 +9,12 @@ import json
 
 from lrpe_hf.hub.push import add_push_arguments, push_request_from_args
 from lrpe_hf.training.smoothing import STAGES, SmoothingTrainingConfig, train_smoothing
+from lrpe_hf.cli_flags import ArgumentParser
 
 
 def main():
     defaults = SmoothingTrainingConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=defaults.output_dir)
     p.add_argument("--preset", default=defaults.preset, help="tsafn-vgg16 | small | tiny")
     p.add_argument("--config", default="{}", help="JSON overrides of DgfnConfig fields")

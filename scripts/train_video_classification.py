@@ -15,10 +15,11 @@ import logging
 import sys
 
 from lrpe_hf.commands.train_video import add_arguments, run
+from lrpe_hf.cli_flags import ArgumentParser
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     parser.add_argument("--ablation", action="store_true",
                         help="train every ablation variant and write ablation.md / ablation.json")

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from ..cli_flags import ArgumentParser
 
 STRATEGIES = ("greedy", "prompt_lookup", "assisted")
 
@@ -174,7 +175,7 @@ def write(result: dict, output_dir: Path) -> None:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="causal-LM folder (e.g. trained by `make demo`)")
     parser.add_argument("--assistant", default=None, help="smaller causal LM with the same tokenizer (optional)")
     parser.add_argument("--functions", type=int, default=20, help="functions timed (one more is a warm-up)")

@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from ..cli_flags import ArgumentParser
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds lrpe_hf (checkout or site-packages)
 OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc", "memoryerror")
@@ -510,7 +511,7 @@ def driver_main(args) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default="docs/results/lm")
     p.add_argument("--seq_lens", type=int, nargs="*", default=[512, 2048, 8192, 16384])
     p.add_argument("--contexts", type=int, nargs="*", default=[256, 4096, 16384])

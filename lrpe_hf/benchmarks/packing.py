@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from ..cli_flags import ArgumentParser
 
 
 def definition_examples(tokenizer_vocab: int, max_length: int, max_bytes: int, seed: int):
@@ -142,7 +143,7 @@ def write(result: dict, output_dir: Path) -> None:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="lrpe-unitary-householder-learned")
     parser.add_argument("--size", default="small")
     parser.add_argument("--batch_size", type=int, default=8)

@@ -11,11 +11,11 @@ Writes docs/results/precision/bench_precision.json and .md (or --output_dir). No
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
+from ..cli_flags import ArgumentParser
 
 PRESETS = ("lrpe-unitary-householder-learned", "lrpe-permutation-householder", "cosformer", "lrpe-d", "rope")
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -83,7 +83,7 @@ def markdown(results: dict, length: int) -> str:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=list(PRESETS))
     parser.add_argument("--length", type=int, default=32768)
     parser.add_argument("--output_dir", default="docs/results/precision")

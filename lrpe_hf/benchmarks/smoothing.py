@@ -21,6 +21,7 @@ import numpy as np
 
 from ..metrics.image_quality import psnr, ssim
 from .smoothing_baselines import BASELINES
+from ..cli_flags import ArgumentParser
 
 
 def _split_arrays(dataset, split: str, limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -412,7 +413,7 @@ Writes bench.json, bench.md and crops.png to --output_dir.
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=_CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=_CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, action="append",
                    help="folder of a trained DgfnForImageSmoothing (repeat to compare several; the first one's "
                         "train_results.json gives the dataset settings)")

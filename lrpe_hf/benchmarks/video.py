@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from ..cli_flags import ArgumentParser
 
 
 MODEL_NAMES = ("fixation_vit", "fixation_vit_softmax", "timesformer", "timesformer_joint")
@@ -266,29 +267,29 @@ def write_results(results: dict, out_dir) -> Path:
 _CLI_DOC = """Benchmark fixation_vit against Transformers' TimeSformer at the same width, depth and heads (CPU).
 
     python scripts/bench_video.py                                   # official width 512, depth 12, 8 heads
-    python scripts/bench_video.py --hidden-size 256 --num-layers 4 --num-heads 4   # reduced, for small machines
-    python scripts/bench_video.py --macs-only --frames 8 32 --models fixation_vit fixation_vit_p16 timesformer
+    python scripts/bench_video.py --hidden_size 256 --num_layers 4 --num_heads 4   # reduced, for small machines
+    python scripts/bench_video.py --macs_only --frames 8 32 --models fixation_vit fixation_vit_p16 timesformer
 
-Writes bench.json, bench.md and bench.png under --output-dir (default docs/results/video).
+Writes bench.json, bench.md and bench.png under --output_dir (default docs/results/video).
 """
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=_CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hidden-size", type=int, default=512)
-    parser.add_argument("--num-layers", type=int, default=12)
-    parser.add_argument("--num-heads", type=int, default=8)
+    parser = ArgumentParser(description=_CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hidden_size", type=int, default=512)
+    parser.add_argument("--num_layers", type=int, default=12)
+    parser.add_argument("--num_heads", type=int, default=8)
     parser.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32])
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--train-repeats", type=int, default=2)
+    parser.add_argument("--train_repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    parser.add_argument("--no_memory", action="store_true", help="skip the peak-memory child processes")
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES + EXTRA_MODEL_NAMES)
-    parser.add_argument("--macs-only", action="store_true",
+    parser.add_argument("--macs_only", action="store_true",
                         help="count parameters and MACs per clip only (no timing); writes macs.json and macs.md")
-    parser.add_argument("--output-dir", default="docs/results/video")
+    parser.add_argument("--output_dir", default="docs/results/video")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

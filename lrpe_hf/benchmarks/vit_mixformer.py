@@ -4,12 +4,11 @@ Trains every variant from scratch on ``load_digits`` (8x8 upscaled to 16x16, 1 c
 same budget and reports test accuracy (mean over seeds), parameters and inference images/s; then times ViT-small
 forwards at 224 and 448 pixels (LRPE vs softmax). Writes JSON, a Markdown table and a PNG.
 
-    python scripts/bench_vit_mixformer.py --output-dir docs/results/vit_mixformer --epochs 8 --seeds 0 1
+    python scripts/bench_vit_mixformer.py --output_dir docs/results/vit_mixformer --epochs 8 --seeds 0 1
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from tqdm import tqdm
 
 from ..models.lrpe_vit import LrpeVitConfig, LrpeVitForImageClassification
 from ..models.mixformer import MixFormerConfig, MixFormerForImageClassification
+from ..cli_flags import ArgumentParser
 
 SMALL = dict(image_size=16, patch_size=4, num_channels=1, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
              num_labels=10, drop_path_rate=0.0)
@@ -106,11 +106,11 @@ def time_vit_small(image_size, attention_type, batch=4, repeats=2):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", default="outputs/bench_vit_mixformer")
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output_dir", default="outputs/bench_vit_mixformer")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--skip-vit-small", action="store_true")
+    parser.add_argument("--skip_vit_small", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,8 @@ def classify_videos(model_dir, videos, top_k: int = 5, num_temporal_clips: int =
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json)")
-    for name, value in (("--top-k", top_k), ("--temporal-clips", num_temporal_clips),
-                        ("--spatial-crops", num_spatial_crops), ("--batch-size", batch_size)):
+    for name, value in (("--top_k", top_k), ("--temporal_clips", num_temporal_clips),
+                        ("--spatial_crops", num_spatial_crops), ("--batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     model = AutoModelForVideoClassification.from_pretrained(model_dir).eval()
@@ -87,9 +87,9 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", help="folder written by save_pretrained (model + image processor)")
     parser.add_argument("videos", nargs="+", help="video files (.mp4, .webm, .avi, ...)")
-    parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--temporal-clips", type=int, default=1)
-    parser.add_argument("--spatial-crops", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--top_k", type=int, default=5)
+    parser.add_argument("--temporal_clips", type=int, default=1)
+    parser.add_argument("--spatial_crops", type=int, default=1)
+    parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print JSON instead of one line per file")
     parser.set_defaults(func=run)

@@ -19,9 +19,9 @@ def register(subparsers) -> None:
     parser.add_argument("--dataset", required=True, help="save_to_disk folder, json/jsonl/csv/parquet file, image "
                         "folder (labels from sub-folders) or Hub dataset id")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--max-samples", type=int, help="evaluate at most this many samples")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=1024, help="truncate texts to this many tokens")
+    parser.add_argument("--max_samples", type=int, help="evaluate at most this many samples")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--max_length", type=int, default=1024, help="truncate texts to this many tokens")
     parser.add_argument("--output", help="write the results JSON here (default: print only); `lrpe-hf push "
                         "--results` reads it into the model card")
     parser.set_defaults(func=run)
@@ -31,7 +31,7 @@ def run(args) -> int:
     from ..metrics.evaluation import evaluate_folder
 
     if args.max_samples is not None and args.max_samples < 1:
-        raise ValueError(f"--max-samples must be >= 1, got {args.max_samples}")
+        raise ValueError(f"--max_samples must be >= 1, got {args.max_samples}")
     results = evaluate_folder(args.folder, args.dataset, split=args.split, max_samples=args.max_samples,
                               batch_size=args.batch_size, max_length=args.max_length)
     text = json.dumps(results, indent=2)

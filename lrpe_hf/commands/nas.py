@@ -1,8 +1,8 @@
 """``lrpe-hf nas``: train a weight-sharing super-network, search it, export the chosen sub-network.
 
-    lrpe-hf nas train-supernet --search-space small --dataset digits --output-dir supernet/
-    lrpe-hf nas search --supernet supernet/ --max-flops 2e6 --output-dir search/
-    lrpe-hf nas export --supernet supernet/ --arch search/best.json --output-dir model/
+    lrpe-hf nas train-supernet --search_space small --dataset digits --output_dir supernet/
+    lrpe-hf nas search --supernet supernet/ --max_flops 2e6 --output_dir search/
+    lrpe-hf nas export --supernet supernet/ --arch search/best.json --output_dir model/
 """
 
 from __future__ import annotations
@@ -68,50 +68,50 @@ def register(subparsers) -> None:
 
     t = sub.add_parser("train-supernet", help="train a weight-sharing super-network (one sampled sub-network per step)")
     t.add_argument("--task", default="image-classification", choices=["image-classification", "translation"])
-    t.add_argument("--search-space", default="small", help="preset name: small, cifar10, cifar10-lrpe, ...")
+    t.add_argument("--search_space", default="small", help="preset name: small, cifar10, cifar10-lrpe, ...")
     t.add_argument("--dataset", default="digits",
                    help="image: 'digits' (offline, scikit-learn) or a Hub dataset such as cifar10; translation: a "
                         "TSV / JSON-lines file of sentence pairs or hub:<name>:<config>:<src>:<tgt>")
-    t.add_argument("--max-length", type=int, default=64, help="translation: max tokens per sentence")
-    t.add_argument("--output-dir", required=True)
-    t.add_argument("--image-size", type=int, default=32)
-    t.add_argument("--patch-size", type=int, default=8)
-    t.add_argument("--max-steps", type=int, default=1000)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--learning-rate", type=float, default=2e-3)
-    t.add_argument("--weight-decay", type=float, default=0.05)
-    t.add_argument("--warmup-steps", type=int, default=50)
-    t.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    t.add_argument("--max_length", type=int, default=64, help="translation: max tokens per sentence")
+    t.add_argument("--output_dir", required=True)
+    t.add_argument("--image_size", type=int, default=32)
+    t.add_argument("--patch_size", type=int, default=8)
+    t.add_argument("--max_steps", type=int, default=1000)
+    t.add_argument("--batch_size", type=int, default=64)
+    t.add_argument("--learning_rate", type=float, default=2e-3)
+    t.add_argument("--weight_decay", type=float, default=0.05)
+    t.add_argument("--warmup_steps", type=int, default=50)
+    t.add_argument("--gradient_accumulation_steps", type=int, default=1)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--overwrite-output-dir", action="store_true")
+    t.add_argument("--overwrite_output_dir", action="store_true")
     t.set_defaults(func=_train)
 
     s = sub.add_parser("search", help="evolutionary search on a trained super-network")
     s.add_argument("--supernet", required=True)
-    s.add_argument("--output-dir", required=True)
+    s.add_argument("--output_dir", required=True)
     s.add_argument("--dataset", default="digits", help="the data the super-network was trained on (its validation split)")
-    s.add_argument("--search-space", default=None, help="refuse a super-network trained for another space")
-    s.add_argument("--max-params", type=float, default=None)
-    s.add_argument("--max-flops", type=float, default=None)
-    s.add_argument("--max-latency-ms", type=float, default=None)
+    s.add_argument("--search_space", default=None, help="refuse a super-network trained for another space")
+    s.add_argument("--max_params", type=float, default=None)
+    s.add_argument("--max_flops", type=float, default=None)
+    s.add_argument("--max_latency_ms", type=float, default=None)
     for name, typ in (("population", int), ("parents", int), ("mutants", int), ("crossovers", int),
                       ("mutation-prob", float), ("iterations", int)):
         s.add_argument(f"--{name}", type=typ, default=None, help="default: the search space's preset")
     s.add_argument("--fitness", choices=["accuracy", "loss"], default=None,
                    help="validation score the search optimises: top-1 accuracy (image default) or cross-entropy "
                         "loss (translation default; also orders image sub-networks whose accuracies tie)")
-    s.add_argument("--eval-batch-size", type=int, default=100)
-    s.add_argument("--max-eval-batches", type=int, default=None)
+    s.add_argument("--eval_batch_size", type=int, default=100)
+    s.add_argument("--max_eval_batches", type=int, default=None)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--overwrite-output-dir", action="store_true")
+    s.add_argument("--overwrite_output_dir", action="store_true")
     s.set_defaults(func=_search)
 
     e = sub.add_parser("export", help="save a sub-network as a standalone mixformer checkpoint")
     e.add_argument("--supernet", required=True)
     e.add_argument("--arch", required=True, help="best.json of a search (or a JSON architecture)")
-    e.add_argument("--output-dir", required=True)
-    e.add_argument("--search-space", default=None)
-    e.add_argument("--overwrite-output-dir", action="store_true")
+    e.add_argument("--output_dir", required=True)
+    e.add_argument("--search_space", default=None)
+    e.add_argument("--overwrite_output_dir", action="store_true")
     from ..hub.push import add_push_arguments
 
     add_push_arguments(e)

@@ -1,4 +1,4 @@
-"""``lrpe-hf push FOLDER --repo-id ID``: render the model card and upload a saved model in one commit."""
+"""``lrpe-hf push FOLDER --repo_id ID``: render the model card and upload a saved model in one commit."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ def register(subparsers) -> None:
         "card to a Hub repository in one commit.",
     )
     parser.add_argument("folder", help="folder written by save_pretrained (or by a training script)")
-    parser.add_argument("--repo-id", required=True, help="Hub repository id, 'name' or 'namespace/name'")
+    parser.add_argument("--repo_id", required=True, help="Hub repository id, 'name' or 'namespace/name'")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--results", help="evaluation results JSON of the run (Trainer's eval_results.json or "
                         "{'dataset': {...}, 'metrics': {...}, 'training': {...}})")
     parser.add_argument("--dataset", action="append", dest="datasets", help="dataset id for the card (repeatable)")
     parser.add_argument("--license", default="apache-2.0", help="license identifier for the card")
-    parser.add_argument("--base-model", help="Hub id of the model this one was fine-tuned from")
+    parser.add_argument("--base_model", help="Hub id of the model this one was fine-tuned from")
     parser.add_argument("--revision", help="branch to push to")
-    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
-    parser.add_argument("--commit-message", help="commit message")
+    parser.add_argument("--create_pr", action="store_true", help="open a pull request instead of committing")
+    parser.add_argument("--commit_message", help="commit message")
     parser.add_argument("--token", help="Hub token (default: the one saved by `hf auth login`)")
-    parser.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR and stop")
+    parser.add_argument("--dry_run", metavar="DIR", help="write the folder that would be uploaded to DIR and stop")
     parser.set_defaults(func=run)
 
 

@@ -35,12 +35,12 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8000, help="listen port (default: 8000)")
     parser.add_argument("--device", default="auto", help="torch device or 'auto' (default: auto)")
     parser.add_argument("--dtype", default="auto", help="torch dtype such as bfloat16, or 'auto': the checkpoint's")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow custom tokenizer code from the Hub")
-    parser.add_argument("--attn-implementation", help="attention implementation for models that have several")
+    parser.add_argument("--trust_remote_code", action="store_true", help="allow custom tokenizer code from the Hub")
+    parser.add_argument("--attn_implementation", help="attention implementation for models that have several")
     parser.add_argument("--compile", action="store_true", help="generate with a static cache and torch.compile")
-    parser.add_argument("--chat-template-kwargs", help="JSON object passed to the chat template of every request")
-    parser.add_argument("--enable-cors", action="store_true", help="allow requests from any origin")
-    parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error", "critical"),
+    parser.add_argument("--chat_template_kwargs", help="JSON object passed to the chat template of every request")
+    parser.add_argument("--enable_cors", action="store_true", help="allow requests from any origin")
+    parser.add_argument("--log_level", default="warning", choices=("debug", "info", "warning", "error", "critical"),
                         help="Transformers' log level (default: warning)")
-    parser.add_argument("--default-seed", type=int, help="torch seed set once at start, for sampling")
+    parser.add_argument("--default_seed", type=int, help="torch seed set once at start, for sampling")
     parser.set_defaults(func=run)

@@ -1,7 +1,7 @@
-"""`lrpe-hf smooth INPUT... --model DIR --output-dir OUT [--save-maps]`: smooth image files with a DGFN model.
+"""`lrpe-hf smooth INPUT... --model DIR --output_dir OUT [--save_maps]`: smooth image files with a DGFN model.
 
 Any size, gray or RGB(A), 8 or 16 bit. The smoothed image is written as `<OUT>/<name>.png` in the input's kind
-(gray stays gray, 16-bit stays 16-bit); `--save-maps` adds `<name>_texture.png` and `<name>_structure.png`.
+(gray stays gray, 16-bit stays 16-bit); `--save_maps` adds `<name>_texture.png` and `<name>_structure.png`.
 A file that fails is reported and skipped; the exit status is 1 if any failed. Inputs are never overwritten.
 """
 
@@ -15,8 +15,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("smooth", help="smooth images with a trained DGFN model", description=__doc__)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files")
     p.add_argument("--model", required=True, help="folder (or Hub id) of a DgfnForImageSmoothing")
-    p.add_argument("--output-dir", required=True, help="folder for the results (created if missing)")
-    p.add_argument("--save-maps", action="store_true", help="also write the texture and structure maps")
+    p.add_argument("--output_dir", required=True, help="folder for the results (created if missing)")
+    p.add_argument("--save_maps", action="store_true", help="also write the texture and structure maps")
     p.add_argument("--overwrite", action="store_true", help="replace existing result files (never an input)")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda:0 (default: cpu)")
     p.set_defaults(func=run)
@@ -46,7 +46,7 @@ def run(args) -> int:
 
     output_dir = Path(args.output_dir)
     if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"--output-dir {output_dir} exists and is not a folder")
+        raise ValueError(f"--output_dir {output_dir} exists and is not a folder")
     inputs = [Path(p) for p in args.inputs]
     input_set = {p.resolve() for p in inputs}
     plans = _plan_outputs(inputs, output_dir, args.save_maps)
@@ -54,7 +54,7 @@ def run(args) -> int:
     for path, plan in zip(inputs, plans):
         for out in plan.values():
             if out.resolve() in input_set:
-                raise ValueError(f"output {out} would overwrite input {path}; choose another --output-dir")
+                raise ValueError(f"output {out} would overwrite input {path}; choose another --output_dir")
 
     try:
         pipe = SmoothingPipeline(args.model, device=args.device)

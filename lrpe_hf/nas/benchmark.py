@@ -32,6 +32,7 @@ from .search import Constraints, pareto_front, plot_pareto
 from .search_space import Arch, get_search_space
 from .supernet import arch_to_config, evaluate_arch
 from .train import image_collate, validation_batches
+from ..cli_flags import ArgumentParser
 
 
 def largest_uniform_within(space, attention_type: str, budget: float, model_kwargs: dict) -> Arch:
@@ -318,26 +319,26 @@ baselines of the same budget (see lrpe_hf/nas/benchmark.py for the protocol). Wr
 docs/results/nas/bench_nas.{json,md,png} and search_pareto.png.
 
     python scripts/bench_nas.py                      # small space on sklearn digits, CPU, minutes
-    python scripts/bench_nas.py --seeds 0 1 2 --supernet-steps 3000
+    python scripts/bench_nas.py --seeds 0 1 2 --supernet_steps 3000
 """
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=_CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output-dir", default="docs/results/nas")
-    p.add_argument("--work-dir", default="outputs/bench_nas")
-    p.add_argument("--search-space", default="small")
+    p = ArgumentParser(description=_CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output_dir", default="docs/results/nas")
+    p.add_argument("--work_dir", default="outputs/bench_nas")
+    p.add_argument("--search_space", default="small")
     p.add_argument("--dataset", default="digits")
-    p.add_argument("--image-size", type=int, default=16)
-    p.add_argument("--patch-size", type=int, default=4)
-    p.add_argument("--supernet-steps", type=int, default=800)
-    p.add_argument("--retrain-steps", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--image_size", type=int, default=16)
+    p.add_argument("--patch_size", type=int, default=4)
+    p.add_argument("--supernet_steps", type=int, default=800)
+    p.add_argument("--retrain_steps", type=int, default=500)
+    p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--iterations", type=int, default=None, help="GA iterations (default: the space's preset)")
     p.add_argument("--fitness", choices=["accuracy", "loss"], default="accuracy",
                    help="super-network validation score the search optimises")
-    p.add_argument("--reuse", action="store_true", help="reuse the super-network and search of --work-dir; only retrain")
+    p.add_argument("--reuse", action="store_true", help="reuse the super-network and search of --work_dir; only retrain")
     args = p.parse_args(argv)
 
     evolution = {"iterations": args.iterations} if args.iterations else None

@@ -90,6 +90,6 @@ def output_dir_guard(path, overwrite: bool = False) -> Path:
     if p.exists() and not p.is_dir():
         raise ValueError(f"output directory {p} exists and is not a directory")
     if p.is_dir() and any(p.iterdir()) and not overwrite:
-        raise ValueError(f"output directory {p} is not empty; pass --overwrite-output-dir to write into it")
+        raise ValueError(f"output directory {p} is not empty; pass --overwrite_output_dir to write into it")
     p.mkdir(parents=True, exist_ok=True)
     return p

@@ -35,6 +35,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from ..cli_flags import ArgumentParser
 
 logger = logging.getLogger("lrpe_hf.compare")
 
@@ -936,7 +937,7 @@ def collect_results(out: str | Path) -> list[dict]:
 
 
 def build_parser(prog: str | None = None, add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=prog,
         add_help=add_help,
         description="Train one LRPE-family model per positional encoding at an equal budget and compare "

@@ -38,7 +38,7 @@ def _images(folder):
 def test_smooth_cli_writes_every_kind_and_keeps_size(model_dir, tmp_path):
     paths = _images(tmp_path)
     out = tmp_path / "out"
-    status = main(["smooth", *map(str, paths.values()), "--model", str(model_dir), "--output-dir", str(out), "--save-maps"])
+    status = main(["smooth", *map(str, paths.values()), "--model", str(model_dir), "--output_dir", str(out), "--save_maps"])
     assert status == 0
     assert PIL.Image.open(out / "rgb.png").size == (35, 21) and PIL.Image.open(out / "rgb.png").mode == "RGB"
     assert PIL.Image.open(out / "gray.png").mode == "L"
@@ -60,7 +60,7 @@ def test_smooth_cli_reports_failures_and_continues(model_dir, tmp_path, capsys):
     PIL.Image.fromarray(np.zeros((6, 6), np.float32) + 3.0).save(five)  # float data outside [0, 1]
     out = tmp_path / "out"
     status = main(["smooth", str(broken), str(tmp_path / "missing.png"), str(five), str(paths["rgb"]),
-                   "--model", str(model_dir), "--output-dir", str(out)])
+                   "--model", str(model_dir), "--output_dir", str(out)])
     err = capsys.readouterr().err
     assert status == 1
     assert "broken.png" in err and "missing.png" in err and "five.tiff" in err and "3 of 4" in err
@@ -71,26 +71,26 @@ def test_smooth_cli_never_overwrites_inputs_or_results(model_dir, tmp_path, caps
     paths = _images(tmp_path)
     before = paths["rgb"].read_bytes()
     # output dir == input dir: the result rgb.png would be the input itself
-    assert main(["smooth", str(paths["rgb"]), "--model", str(model_dir), "--output-dir", str(tmp_path)]) == 1
+    assert main(["smooth", str(paths["rgb"]), "--model", str(model_dir), "--output_dir", str(tmp_path)]) == 1
     assert "would overwrite input" in capsys.readouterr().err
     assert paths["rgb"].read_bytes() == before
     out = tmp_path / "o"
-    assert main(["smooth", str(paths["rgb"]), "--model", str(model_dir), "--output-dir", str(out)]) == 0
-    assert main(["smooth", str(paths["rgb"]), "--model", str(model_dir), "--output-dir", str(out)]) == 1
+    assert main(["smooth", str(paths["rgb"]), "--model", str(model_dir), "--output_dir", str(out)]) == 0
+    assert main(["smooth", str(paths["rgb"]), "--model", str(model_dir), "--output_dir", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["smooth", str(paths["rgb"]), "--model", str(model_dir), "--output-dir", str(out), "--overwrite"]) == 0
+    assert main(["smooth", str(paths["rgb"]), "--model", str(model_dir), "--output_dir", str(out), "--overwrite"]) == 0
     # two inputs with the same name from different folders get distinct results
     other = tmp_path / "sub"
     other.mkdir()
     PIL.Image.open(paths["gray"]).save(other / "rgb.png")
     assert main(["smooth", str(paths["rgb"]), str(other / "rgb.png"), "--model", str(model_dir),
-                 "--output-dir", str(tmp_path / "two")]) == 0
+                 "--output_dir", str(tmp_path / "two")]) == 0
     assert (tmp_path / "two" / "rgb.png").exists() and (tmp_path / "two" / "rgb_2.png").exists()
 
 
 def test_smooth_cli_names_a_missing_model_folder(tmp_path, capsys):
     image = tmp_path / "in.png"
     PIL.Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(image)
-    assert main(["smooth", str(image), "--model", "no_such_dir", "--output-dir", str(tmp_path / "out")]) == 1
+    assert main(["smooth", str(image), "--model", "no_such_dir", "--output_dir", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "no_such_dir: no such folder" in err

@@ -39,7 +39,7 @@ def test_train_video_writes_metrics_and_a_loadable_folder(trained):
 def test_classify_video_cli(trained, capsys):
     data, out = trained
     video = next((data / "validation" / "up_then_left").glob("*.mp4"))
-    assert cli_main(["classify-video", str(out), str(video), "--top-k", "2", "--json", "--temporal-clips", "2"]) == 0
+    assert cli_main(["classify-video", str(out), str(video), "--top_k", "2", "--json", "--temporal_clips", "2"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result[0]["file"] == str(video)
     labels = {p["label"] for p in result[0]["predictions"]}
@@ -97,6 +97,6 @@ def test_classify_video_skips_an_undecodable_file_and_refuses_zero_counts(traine
     assert [r["file"] for r in result] == [str(broken), str(good)]  # in the order given
     assert "error" in result[0] and result[1]["predictions"]
     assert "1 of 2 file(s) failed" in captured.err
-    for flag in ("--batch-size", "--temporal-clips", "--spatial-crops", "--top-k"):
+    for flag in ("--batch_size", "--temporal_clips", "--spatial_crops", "--top_k"):
         assert cli_main(["classify-video", str(out), str(good), flag, "0"]) == 1
         assert f"{flag} must be a positive integer" in capsys.readouterr().err

@@ -217,16 +217,16 @@ def test_cli_push_dry_run_and_errors(saved, tmp_path, capsys, monkeypatch):
     results = tmp_path / "results.json"
     results.write_text(json.dumps(RESULTS))
     out = tmp_path / "staged"
-    assert cli_main(["push", str(folder), "--repo-id", "me/tiny", "--results", str(results), "--dry-run", str(out)]) == 0
+    assert cli_main(["push", str(folder), "--repo_id", "me/tiny", "--results", str(results), "--dry_run", str(out)]) == 0
     assert "nothing was uploaded" in capsys.readouterr().out
     assert ModelCard.load(out / "README.md").data.eval_results
     # a failing upload: exit status 2 and the repository named
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None: FakeHfApi(fail=True))
-    assert cli_main(["push", str(folder), "--repo-id", "me/tiny"]) == 2
+    assert cli_main(["push", str(folder), "--repo_id", "me/tiny"]) == 2
     assert "'me/tiny' failed" in capsys.readouterr().err
-    assert cli_main(["push", str(tmp_path / "missing"), "--repo-id", "me/tiny"]) == 1
+    assert cli_main(["push", str(tmp_path / "missing"), "--repo_id", "me/tiny"]) == 1
     assert "does not exist" in capsys.readouterr().err
 
 

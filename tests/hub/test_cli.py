@@ -3,7 +3,9 @@ push / evaluate / bench sub-commands of this area."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,8 +139,8 @@ def test_evaluate_bad_inputs(tmp_path, capsys):
     (tmp_path / "rows.jsonl").write_text('{"text": "a", "label": 0}\n')
     assert main(["evaluate", str(tmp_path / "model"), "--dataset", str(tmp_path / "rows.jsonl")]) == 1
     assert "needs dataset columns ['image', 'label']; missing ['image']" in capsys.readouterr().err
-    assert main(["evaluate", str(tmp_path / "model"), "--dataset", str(tmp_path / "rows.jsonl"), "--max-samples", "0"]) == 1
-    assert "--max-samples must be >= 1" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "model"), "--dataset", str(tmp_path / "rows.jsonl"), "--max_samples", "0"]) == 1
+    assert "--max_samples must be >= 1" in capsys.readouterr().err
 
 
 def test_evaluate_smoothing_psnr_ssim(tmp_path):
@@ -195,3 +197,31 @@ def test_evaluate_causal_lm_perplexity(tmp_path):
             total_tokens += ids.shape[1] - 1
     results = json.loads(out.read_text())
     assert results["metrics"]["perplexity"] == pytest.approx(float(np.exp(total_loss / total_tokens)), rel=1e-5)
+
+
+def _subcommand_parsers():
+    from lrpe_hf.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_one_flag_style_underscores_in_help_hyphens_still_accepted(capsys):
+    """Every option of every sub-command and benchmark is spelt with underscores (as Transformers' example scripts);
+    the hyphen spelling parses to the same value."""
+    from lrpe_hf.benchmarks import BENCHMARKS
+    from lrpe_hf.cli_flags import normalize_flags
+
+    helps = {name: p.format_help() for name, p in _subcommand_parsers().items()}
+    for name in BENCHMARKS:
+        assert main(["bench", name, "--help"]) == 0
+        helps[f"bench {name}"] = capsys.readouterr().out
+    for name, text in helps.items():
+        assert not re.findall(r"--[a-z0-9]+-[a-z0-9]", text), (name, re.findall(r"--[a-z0-9]+-[a-z0-9-]*", text))
+    parsers = _subcommand_parsers()
+    ns = parsers["push"].parse_args(["folder", "--repo-id", "me/x", "--dry-run", "out"])
+    assert (ns.repo_id, ns.dry_run) == ("me/x", "out")
+    assert parsers["push"].parse_args(["folder", "--repo_id=me/x"]).repo_id == "me/x"
+    assert normalize_flags(["--output-dir=a-b", "x-y", "--", "--keep-me"]) == ["--output_dir=a-b", "x-y", "--",
+                                                                                "--keep-me"]

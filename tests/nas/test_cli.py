@@ -12,11 +12,11 @@ from lrpe_hf.nas.supernet import MixFormerSuperNetwork
 
 def test_nas_cli_train_search_export(tmp_path, capsys):
     sn_dir, search_dir, model_dir = tmp_path / "sn", tmp_path / "search", tmp_path / "model"
-    assert main(["nas", "train-supernet", "--search-space", "small", "--dataset", "digits", "--output-dir", str(sn_dir),
-                 "--max-steps", "3", "--batch-size", "8", "--image-size", "8", "--patch-size", "4"]) == 0
-    assert main(["nas", "search", "--supernet", str(sn_dir), "--output-dir", str(search_dir), "--max-flops", "6e5",
+    assert main(["nas", "train-supernet", "--search_space", "small", "--dataset", "digits", "--output_dir", str(sn_dir),
+                 "--max_steps", "3", "--batch_size", "8", "--image_size", "8", "--patch_size", "4"]) == 0
+    assert main(["nas", "search", "--supernet", str(sn_dir), "--output_dir", str(search_dir), "--max_flops", "6e5",
                  "--population", "6", "--parents", "2", "--mutants", "2", "--crossovers", "2", "--iterations", "2",
-                 "--max-eval-batches", "1", "--eval-batch-size", "50"]) == 0
+                 "--max_eval_batches", "1", "--eval_batch_size", "50"]) == 0
     for name in ("best.json", "evaluated.jsonl", "pareto.png", "history.json"):
         assert (search_dir / name).is_file()
     best = json.loads((search_dir / "best.json").read_text())
@@ -24,7 +24,7 @@ def test_nas_cli_train_search_export(tmp_path, capsys):
     records = [json.loads(line) for line in (search_dir / "evaluated.jsonl").read_text().splitlines()]
     assert best["score"] == max(r["score"] for r in records if r["iteration"] == 1 or r["gene"] == best["gene"])
     assert main(["nas", "export", "--supernet", str(sn_dir), "--arch", str(search_dir / "best.json"),
-                 "--output-dir", str(model_dir)]) == 0
+                 "--output_dir", str(model_dir)]) == 0
     model = AutoModelForImageClassification.from_pretrained(model_dir).eval()
     sn = MixFormerSuperNetwork.from_pretrained(sn_dir).eval()
     sn.set_active_arch(load_arch(search_dir / "best.json", sn.space))
@@ -34,9 +34,9 @@ def test_nas_cli_train_search_export(tmp_path, capsys):
 
     # Fitness = validation loss: minimised, and the score is the slice's loss on the validation batches.
     loss_dir = tmp_path / "search-loss"
-    assert main(["nas", "search", "--supernet", str(sn_dir), "--output-dir", str(loss_dir), "--max-flops", "6e5",
+    assert main(["nas", "search", "--supernet", str(sn_dir), "--output_dir", str(loss_dir), "--max_flops", "6e5",
                  "--population", "6", "--parents", "2", "--mutants", "2", "--crossovers", "2", "--iterations", "2",
-                 "--max-eval-batches", "1", "--eval-batch-size", "50", "--fitness", "loss"]) == 0
+                 "--max_eval_batches", "1", "--eval_batch_size", "50", "--fitness", "loss"]) == 0
     best_loss = json.loads((loss_dir / "best.json").read_text())
     assert best_loss["score_name"] == "super-network validation loss" and best_loss["higher_is_better"] is False
     records = [json.loads(line) for line in (loss_dir / "evaluated.jsonl").read_text().splitlines()]
@@ -51,18 +51,18 @@ def test_nas_cli_train_search_export(tmp_path, capsys):
 
     # Bad input: clear errors, exit status 1, nothing overwritten.
     capsys.readouterr()
-    assert main(["nas", "search", "--supernet", str(sn_dir), "--output-dir", str(tmp_path / "s2"), "--max-params", "10"]) == 1
+    assert main(["nas", "search", "--supernet", str(sn_dir), "--output_dir", str(tmp_path / "s2"), "--max_params", "10"]) == 1
     assert "no architecture of search space 'small' meets the constraints" in capsys.readouterr().err
     assert main(["nas", "export", "--supernet", str(sn_dir), "--arch", str(search_dir / "best.json"),
-                 "--output-dir", str(model_dir)]) == 1
+                 "--output_dir", str(model_dir)]) == 1
     assert "not empty" in capsys.readouterr().err
-    assert main(["nas", "search", "--supernet", str(sn_dir), "--output-dir", str(tmp_path / "s3"), "--search-space", "cifar10"]) == 1
+    assert main(["nas", "search", "--supernet", str(sn_dir), "--output_dir", str(tmp_path / "s3"), "--search_space", "cifar10"]) == 1
     assert "does not match" in capsys.readouterr().err
-    assert main(["nas", "train-supernet", "--task", "translation", "--search-space", "small", "--output-dir", str(tmp_path / "t")]) == 1
+    assert main(["nas", "train-supernet", "--task", "translation", "--search_space", "small", "--output_dir", str(tmp_path / "t")]) == 1
     bad_arch = tmp_path / "bad.json"
     bad_arch.write_text(json.dumps({"embed_dim": 40, "encoder": {"depth": 1, "ffn_dims": [64], "num_heads": [2], "attention_types": ["softmax"]}}))
     capsys.readouterr()
-    assert main(["nas", "export", "--supernet", str(sn_dir), "--arch", str(bad_arch), "--output-dir", str(tmp_path / "m2")]) == 1
+    assert main(["nas", "export", "--supernet", str(sn_dir), "--arch", str(bad_arch), "--output_dir", str(tmp_path / "m2")]) == 1
     assert "embed_dim=40 is outside" in capsys.readouterr().err
 
 
@@ -74,20 +74,20 @@ def test_nas_cli_translation_end_to_end(tmp_path, capsys):
     corpus = tmp_path / "toy.tsv"
     write_toy_corpus(corpus, 120)
     sn_dir, search_dir, model_dir = tmp_path / "sn", tmp_path / "search", tmp_path / "model"
-    assert main(["nas", "train-supernet", "--task", "translation", "--search-space", "small-translation",
-                 "--dataset", str(corpus), "--output-dir", str(sn_dir), "--max-steps", "3", "--batch-size", "8"]) == 0
-    assert main(["nas", "search", "--supernet", str(sn_dir), "--dataset", str(corpus), "--output-dir", str(search_dir),
+    assert main(["nas", "train-supernet", "--task", "translation", "--search_space", "small-translation",
+                 "--dataset", str(corpus), "--output_dir", str(sn_dir), "--max_steps", "3", "--batch_size", "8"]) == 0
+    assert main(["nas", "search", "--supernet", str(sn_dir), "--dataset", str(corpus), "--output_dir", str(search_dir),
                  "--population", "4", "--parents", "2", "--mutants", "1", "--crossovers", "1", "--iterations", "2",
-                 "--max-flops", "4e6"]) == 0
+                 "--max_flops", "4e6"]) == 0
     best = json.loads((search_dir / "best.json").read_text())
     assert best["higher_is_better"] is False and best["score_name"] == "super-network validation loss"
     capsys.readouterr()
-    assert main(["nas", "search", "--supernet", str(sn_dir), "--dataset", str(corpus), "--output-dir",
+    assert main(["nas", "search", "--supernet", str(sn_dir), "--dataset", str(corpus), "--output_dir",
                  str(tmp_path / "s-acc"), "--fitness", "accuracy"]) == 1
     assert "accuracy is defined for image classification only" in capsys.readouterr().err
     assert not (tmp_path / "s-acc").exists()
     assert main(["nas", "export", "--supernet", str(sn_dir), "--arch", str(search_dir / "best.json"),
-                 "--output-dir", str(model_dir)]) == 0
+                 "--output_dir", str(model_dir)]) == 0
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
     sn = MixFormerSuperNetwork.from_pretrained(sn_dir).eval()
