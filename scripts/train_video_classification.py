@@ -10,27 +10,13 @@
     # your own folder root/{train,validation}/<label>/<video> or a Hub dataset (--dataset_name)
 """
 
-import argparse
-import logging
 import sys
 
-from lrpe_hf.commands.train_video import add_arguments, run
-from lrpe_hf.cli_flags import ArgumentParser
-
-
-def main(argv=None) -> int:
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    parser.add_argument("--ablation", action="store_true",
-                        help="train every ablation variant and write ablation.md / ablation.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"train_video_classification: error: {err}", file=sys.stderr)
-        return 1
-
+from lrpe_hf.training.video import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (ValueError, FileNotFoundError) as err:
+        print(f"train_video_classification: error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,6 +1,6 @@
 """``lrpe-hf nas``: train a weight-sharing super-network, search it, export the chosen sub-network.
 
-    lrpe-hf nas train-supernet --search_space small --dataset digits --output_dir supernet/
+    lrpe-hf nas train-supernet --search_space small --dataset digits --output_dir supernet/   # = lrpe-hf train supernet
     lrpe-hf nas search --supernet supernet/ --max_flops 2e6 --output_dir search/
     lrpe-hf nas export --supernet supernet/ --arch search/best.json --output_dir model/
 """
@@ -10,24 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-def _train(args) -> int:
-    from ..nas.pipeline import run_train_supernet
-
-    from ..nas.search_space import get_search_space
-
-    space = get_search_space(args.search_space)
-    if args.task != space.task:
-        raise ValueError(f"--task {args.task} does not match search space {space.name!r} (a {space.task} space)")
-    run_train_supernet(
-        args.search_space, args.dataset, args.output_dir, image_size=args.image_size, patch_size=args.patch_size,
-        max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        gradient_accumulation_steps=args.gradient_accumulation_steps, seed=args.seed,
-        overwrite_output_dir=args.overwrite_output_dir, max_length=args.max_length,
-    )
-    print(f"super-network saved to {args.output_dir}")
-    return 0
+from ..training.supernet import add_arguments, run
 
 
 def _search(args) -> int:
@@ -67,24 +50,8 @@ def register(subparsers) -> None:
     sub.required = True
 
     t = sub.add_parser("train-supernet", help="train a weight-sharing super-network (one sampled sub-network per step)")
-    t.add_argument("--task", default="image-classification", choices=["image-classification", "translation"])
-    t.add_argument("--search_space", default="small", help="preset name: small, cifar10, cifar10-lrpe, ...")
-    t.add_argument("--dataset", default="digits",
-                   help="image: 'digits' (offline, scikit-learn) or a Hub dataset such as cifar10; translation: a "
-                        "TSV / JSON-lines file of sentence pairs or hub:<name>:<config>:<src>:<tgt>")
-    t.add_argument("--max_length", type=int, default=64, help="translation: max tokens per sentence")
-    t.add_argument("--output_dir", required=True)
-    t.add_argument("--image_size", type=int, default=32)
-    t.add_argument("--patch_size", type=int, default=8)
-    t.add_argument("--max_steps", type=int, default=1000)
-    t.add_argument("--batch_size", type=int, default=64)
-    t.add_argument("--learning_rate", type=float, default=2e-3)
-    t.add_argument("--weight_decay", type=float, default=0.05)
-    t.add_argument("--warmup_steps", type=int, default=50)
-    t.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--overwrite_output_dir", action="store_true")
-    t.set_defaults(func=_train)
+    add_arguments(t)
+    t.set_defaults(func=run)
 
     s = sub.add_parser("search", help="evolutionary search on a trained super-network")
     s.add_argument("--supernet", required=True)

@@ -1,7 +1,8 @@
 """``lrpe-hf train <task> [options]``: the training scripts as sub-commands.
 
-``lrpe-hf train clm --output_dir DIR ...`` runs the same code as ``scripts/train_clm.py`` (see
-``lrpe_hf.training.clm``); ``lrpe-hf train clm --help`` lists every option.
+``lrpe-hf train TASK --output_dir DIR ...`` runs ``lrpe_hf.training.TASK.main`` (the code behind
+``scripts/train_clm.py``, ``scripts/train_video_classification.py``, ``scripts/train_smoothing.py`` and
+``lrpe-hf nas train-supernet``); ``lrpe-hf train TASK --help`` lists every option.
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from __future__ import annotations
 import argparse
 
 # task -> (module under lrpe_hf.training with ``main(argv, prog)``, one-line description)
-TASKS = {"clm": ("clm", "causal language modelling (LRPE by default), like Transformers' run_clm")}
+TASKS = {
+    "clm": ("clm", "causal language modelling (LRPE by default), like Transformers' run_clm"),
+    "video": ("video", "a fixation_vit video classifier (and the ablation table with --ablation)"),
+    "smoothing": ("smoothing", "DGFN image smoothing, staged: TPN, SPN, filter, joint"),
+    "supernet": ("supernet", "the mixed-attention super-network of the architecture search"),
+}
 
 
 def _run(args) -> int:
@@ -21,7 +27,7 @@ def _run(args) -> int:
 
 
 def register(subparsers) -> None:
-    tasks = "\n".join(f"  {name:<6}{desc}" for name, (_, desc) in TASKS.items())
+    tasks = "\n".join(f"  {name:<10}{desc}" for name, (_, desc) in TASKS.items())
     parser = subparsers.add_parser(
         "train",
         help="train a model (tasks: " + ", ".join(TASKS) + ")",

@@ -14,6 +14,7 @@ import torch
 
 from .search_space import Arch, SearchSpace
 from .supernet import MixFormerSuperNetwork, evaluate_arch, make_sampling_callback
+from ..training.common import output_dir_guard  # noqa: F401  (the pipeline imports it from here)
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +83,3 @@ def default_model_kwargs(space: SearchSpace, num_labels: int | None = None, **ov
             kwargs["num_labels"] = num_labels
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return kwargs
-
-
-def output_dir_guard(path, overwrite: bool = False) -> Path:
-    """Refuse to write into a non-empty folder unless asked (nothing the user owns is overwritten)."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ValueError(f"output directory {p} exists and is not a directory")
-    if p.is_dir() and any(p.iterdir()) and not overwrite:
-        raise ValueError(f"output directory {p} is not empty; pass --overwrite_output_dir to write into it")
-    p.mkdir(parents=True, exist_ok=True)
-    return p

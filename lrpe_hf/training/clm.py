@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .common import perplexity
 
 logger = logging.getLogger("lrpe_hf.train_clm")
 
@@ -647,7 +648,7 @@ def _print_summary(results: dict, saved_to: str | None) -> None:
     if "train_loss" in results:
         lines.append(f"train loss {results['train_loss']:.4f} ({results.get('train_runtime', float('nan')):.0f} s)")
     if "eval_loss" in results:
-        ppl = results.get("eval_perplexity", math.exp(results["eval_loss"]))
+        ppl = results.get("eval_perplexity", perplexity(results["eval_loss"]))
         lines.append(
             f"validation loss {results['eval_loss']:.4f}, perplexity {ppl:.2f} "
             f"({results.get('eval_scored_tokens', '?')} tokens)"

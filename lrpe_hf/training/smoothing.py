@@ -8,12 +8,16 @@ results = train_smoothing(SmoothingTrainingConfig(output_dir="outputs/dgfn-small
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..cli_flags import ArgumentParser
+from .common import output_dir_guard, write_json_atomic
 
 STAGES = ("tpn", "spn", "filter", "joint")
 
@@ -42,6 +46,7 @@ class SmoothingTrainingConfig:
     weight_decay: float = 0.0
     logging_steps: int = 25
     gradient_checkpointing: bool = False
+    overwrite_output_dir: bool = False  # write into a non-empty output_dir (files of the same name are replaced)
 
     def __post_init__(self):
         unknown = set(self.stage_steps) - set(STAGES)
@@ -130,8 +135,7 @@ def train_smoothing(cfg: SmoothingTrainingConfig) -> dict:
     from ..models.dgfn import DgfnConfig, DgfnForImageSmoothing, DgfnImageProcessor
 
     torch.manual_seed(cfg.seed)
-    out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir_guard(cfg.output_dir, cfg.overwrite_output_dir)
     t0 = time.time()
     data = load_or_build_dataset(cfg)
     if not cfg.dataset_dir:
@@ -178,8 +182,62 @@ def train_smoothing(cfg: SmoothingTrainingConfig) -> dict:
     results["total_seconds"] = round(time.time() - t0, 1)
     model.save_pretrained(out_dir)
     DgfnImageProcessor().save_pretrained(out_dir)
-    (out_dir / "train_results.json").write_text(json.dumps(results, indent=2))
+    write_json_atomic(out_dir / "train_results.json", results)
     return results
 
 
 __all__ = ["SmoothingTrainingConfig", "train_smoothing", "make_compute_metrics", "load_or_build_dataset"]
+
+
+_CLI_DOC = """Staged DGFN training (TPN -> SPN -> filter on ground-truth guidance -> joint) on generated smoothing pairs.
+
+    python scripts/train_smoothing.py --output_dir outputs/dgfn-small            # CPU, a few minutes
+    python scripts/train_smoothing.py --preset tsafn-vgg16 --steps 2000,4000,4000,4000 --image_size 96
+"""
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Parse ``argv`` and run the staged training; returns the exit status."""
+    from ..hub.push import add_push_arguments, push_request_from_args
+
+    defaults = SmoothingTrainingConfig()
+    p = ArgumentParser(prog=prog, description=_CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output_dir", default=defaults.output_dir)
+    p.add_argument("--preset", default=defaults.preset, help="tsafn-vgg16 | small | tiny")
+    p.add_argument("--config", default="{}", help="JSON overrides of DgfnConfig fields")
+    p.add_argument("--model_name_or_path", default=None,
+                   help="start from this saved DGFN (directory or Hub id) instead of a fresh --preset model")
+    p.add_argument("--dataset_dir", default=None, help="a saved DatasetDict (default: generate one)")
+    p.add_argument("--num_train", type=int, default=defaults.num_train)
+    p.add_argument("--num_validation", type=int, default=defaults.num_validation)
+    p.add_argument("--num_test", type=int, default=defaults.num_test)
+    p.add_argument("--image_size", type=int, default=defaults.image_size)
+    p.add_argument("--steps", default=",".join(str(defaults.stage_steps[s]) for s in STAGES),
+                   help="steps of the tpn,spn,filter,joint stages (0 skips a stage)")
+    p.add_argument("--learning_rates", default=",".join(str(defaults.stage_learning_rates[s]) for s in STAGES))
+    p.add_argument("--batch_size", type=int, default=defaults.batch_size)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--gradient_checkpointing", action="store_true")
+    p.add_argument("--overwrite_output_dir", action="store_true",
+                   help="write into a non-empty --output_dir (files of the same name are replaced)")
+    add_push_arguments(p)
+    a = p.parse_args(argv)
+    push = push_request_from_args(a)
+    steps = [int(s) for s in a.steps.split(",")]
+    lrs = [float(s) for s in a.learning_rates.split(",")]
+    if len(steps) != 4 or len(lrs) != 4:
+        p.error("--steps and --learning_rates take 4 comma-separated values (tpn,spn,filter,joint)")
+    cfg = SmoothingTrainingConfig(
+        output_dir=a.output_dir, preset=a.preset, config_overrides=json.loads(a.config), dataset_dir=a.dataset_dir,
+        model_name_or_path=a.model_name_or_path,
+        num_train=a.num_train, num_validation=a.num_validation, num_test=a.num_test, image_size=a.image_size,
+        seed=a.seed, stage_steps=dict(zip(STAGES, steps)), stage_learning_rates=dict(zip(STAGES, lrs)),
+        batch_size=a.batch_size, gradient_checkpointing=a.gradient_checkpointing,
+        overwrite_output_dir=a.overwrite_output_dir,
+    )
+    results = train_smoothing(cfg)
+    print(json.dumps({k: results[k] for k in ("validation", "test", "total_seconds")}, indent=2))
+    if push is not None:
+        metrics = {k: v for k, v in results["test"].items() if isinstance(v, (int, float))}
+        print(push.push(a.output_dir, results={"metrics": metrics, "dataset": {"name": "lrpe_hf smoothing pairs"}}))
+    return 0

@@ -10,9 +10,10 @@ from lrpe_hf.nas.search_space import load_arch
 from lrpe_hf.nas.supernet import MixFormerSuperNetwork
 
 
-def test_nas_cli_train_search_export(tmp_path, capsys):
+@pytest.mark.parametrize("train", [["nas", "train-supernet"], ["train", "supernet"]])
+def test_nas_cli_train_search_export(tmp_path, capsys, train):
     sn_dir, search_dir, model_dir = tmp_path / "sn", tmp_path / "search", tmp_path / "model"
-    assert main(["nas", "train-supernet", "--search_space", "small", "--dataset", "digits", "--output_dir", str(sn_dir),
+    assert main([*train, "--search_space", "small", "--dataset", "digits", "--output_dir", str(sn_dir),
                  "--max_steps", "3", "--batch_size", "8", "--image_size", "8", "--patch_size", "4"]) == 0
     assert main(["nas", "search", "--supernet", str(sn_dir), "--output_dir", str(search_dir), "--max_flops", "6e5",
                  "--population", "6", "--parents", "2", "--mutants", "2", "--crossovers", "2", "--iterations", "2",

@@ -58,3 +58,20 @@ def test_continuing_into_the_starting_directory_is_refused(tmp_path):
     (tmp_path / "model").mkdir()
     with pytest.raises(ValueError, match="starting model is not overwritten"):
         SmoothingTrainingConfig(output_dir=str(tmp_path / "model" / "."), model_name_or_path=str(tmp_path / "model"))
+
+
+def test_cli_refuses_a_non_empty_output_dir_and_trains_with_overwrite(tmp_path, capsys):
+    """`lrpe-hf train smoothing` = scripts/train_smoothing.py: nothing the user owns is written over without
+    --overwrite_output_dir."""
+    from lrpe_hf.cli import main
+
+    out = tmp_path / "dgfn"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["train", "smoothing", "--output_dir", str(out), "--preset", "tiny", "--num_train", "8",
+            "--num_validation", "4", "--num_test", "4", "--image_size", "24", "--batch_size", "4",
+            "--steps", "0,0,1,0"]
+    assert main(argv) == 1
+    assert "not empty" in capsys.readouterr().err and (out / "notes.txt").read_text() == "mine"
+    assert main(argv + ["--overwrite_output_dir"]) == 0
+    assert (out / "train_results.json").is_file() and (out / "notes.txt").read_text() == "mine"
