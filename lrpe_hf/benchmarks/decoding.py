@@ -21,11 +21,11 @@ import argparse
 import ast
 import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
 from ..cli_flags import ArgumentParser
+from .timing import timed
 
 STRATEGIES = ("greedy", "prompt_lookup", "assisted")
 
@@ -81,12 +81,10 @@ def _run(model, ids, strategy, args, assistant):
         kwargs.update(assistant_model=assistant, num_assistant_tokens=args.assistant_tokens,
                       num_assistant_tokens_schedule="constant")
     counter = _ForwardCounter(model)
-    wall, cpu = time.perf_counter(), time.process_time()
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        sample = timed(model.generate, ids, attention_mask=torch.ones_like(ids), device=ids.device, **kwargs)
     counter.close()
-    return out[0, ids.shape[1]:], wall, cpu, counter.calls
+    return sample.value[0, ids.shape[1]:], sample.wall, sample.cpu, counter.calls
 
 
 def run(args) -> dict:

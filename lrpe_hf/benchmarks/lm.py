@@ -46,6 +46,7 @@ import sys
 import time
 from pathlib import Path
 from ..cli_flags import ArgumentParser
+from .timing import synchronize, timed
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds lrpe_hf (checkout or site-packages)
 OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc", "memoryerror")
@@ -105,13 +106,6 @@ def _cap_address_space(args) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def _train_step(model, ids) -> None:
     out = model(input_ids=ids, labels=ids)
     out.loss.backward()
@@ -119,11 +113,8 @@ def _train_step(model, ids) -> None:
 
 
 def _timed_step(model, ids, device) -> tuple[float, float]:
-    _sync(device)
-    w, c = time.perf_counter(), time.process_time()
-    _train_step(model, ids)
-    _sync(device)
-    return time.perf_counter() - w, time.process_time() - c
+    sample = timed(_train_step, model, ids, device=device)
+    return sample.wall, sample.cpu
 
 
 def worker_train(args) -> dict:
@@ -222,7 +213,7 @@ def worker_generate(args) -> dict:
             self.times, self.cpu_times = [], []
 
         def __call__(self, input_ids, scores, **kwargs):
-            _sync(args.device)
+            synchronize(args.device)
             self.times.append(time.perf_counter())
             self.cpu_times.append(time.process_time())
             return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)

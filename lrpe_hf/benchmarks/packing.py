@@ -21,11 +21,11 @@ import argparse
 import json
 import random
 import statistics
-import time
 from pathlib import Path
 
 import torch
 from ..cli_flags import ArgumentParser
+from .timing import timed
 
 
 def definition_examples(tokenizer_vocab: int, max_length: int, max_bytes: int, seed: int):
@@ -55,12 +55,16 @@ def padded_batch(examples, pad_id):
     return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
 
 
-def _step(model, batch):
-    wall, cpu = time.perf_counter(), time.process_time()
+def _train_step(model, batch):
     loss = model(**batch).loss
     loss.backward()
     model.zero_grad(set_to_none=True)
-    return loss.detach(), time.perf_counter() - wall, time.process_time() - cpu
+    return loss.detach()
+
+
+def _step(model, batch):
+    sample = timed(_train_step, model, batch)
+    return sample.value, sample.wall, sample.cpu
 
 
 def run(args) -> dict:

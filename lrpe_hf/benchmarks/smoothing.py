@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import time
 from functools import partial
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 from ..metrics.image_quality import psnr, ssim
 from .smoothing_baselines import BASELINES
 from ..cli_flags import ArgumentParser
+from .timing import interleaved, timed
 
 
 def _split_arrays(dataset, split: str, limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -107,9 +107,7 @@ def paired_seconds_per_megapixel(fns: dict, image: np.ndarray, warmup: int = 3, 
 
 
 def _timed_call(fn, image) -> float:
-    start = time.perf_counter()
-    fn(image)
-    return time.perf_counter() - start
+    return timed(fn, image).wall
 
 
 def _remote_call(conn) -> float:
@@ -119,13 +117,9 @@ def _remote_call(conn) -> float:
 
 def _interleaved_medians(runners: dict, rounds: int, image) -> dict:
     """`runners`: name -> function returning the seconds of one call. Rounds alternate their order; s/MP medians."""
-    names = list(runners)
-    seconds = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            seconds[name].append(runners[name]())
+    samples = interleaved(runners, rounds=rounds, warmup=0, self_timed=True)
     megapixels = image.shape[0] * image.shape[1] / 1e6
-    return {name: float(np.median(t)) / megapixels for name, t in seconds.items()}
+    return {name: float(np.median([x.wall for x in t])) / megapixels for name, t in samples.items()}
 
 
 def _timing_worker(conn, spec, image, warmup: int, threads: int) -> None:

@@ -14,11 +14,11 @@ import json
 import multiprocessing as mp
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 from ..cli_flags import ArgumentParser
+from .timing import interleaved, spread
 
 
 MODEL_NAMES = ("fixation_vit", "fixation_vit_softmax", "timesformer", "timesformer_joint")
@@ -170,18 +170,14 @@ def run_benchmark(hidden_size=512, num_layers=12, num_heads=8, frames_list=(8, 1
             row[name] = {"parameters": sum(p.numel() for p in model.parameters()),
                          "macs_per_clip": count_macs(model, pixel_values[:1])}
         for mode, reps in (("inference", repeats), ("training", train_repeats)):
-            times = {name: [] for name in models}
-            for name, model in models.items():
-                for _ in range(warmup):
-                    _step(model, pixel_values, labels, mode == "training")
-            for _ in range(reps):  # interleave the models so load changes hit all alike
-                for name, model in models.items():
-                    start = time.perf_counter()
-                    _step(model, pixel_values, labels, mode == "training")
-                    times[name].append(time.perf_counter() - start)
+            # interleaved rounds, so load changes hit all models alike
+            samples = interleaved({name: (lambda m=model: _step(m, pixel_values, labels, mode == "training"))
+                                   for name, model in models.items()}, rounds=reps, warmup=warmup)
+            times = {name: [s.wall for s in runs] for name, runs in samples.items()}
             ref = batch_size / statistics.median(times[REFERENCE])
             for name in models:
                 clips = batch_size / statistics.median(times[name])
+                row[name][f"{mode}_seconds"] = spread(times[name])
                 row[name][f"{mode}_clips_per_s"] = clips
                 row[name][f"{mode}_speedup_vs_{REFERENCE}"] = clips / ref
             progress(f"{frames} frames {mode}: " + ", ".join(

@@ -10,7 +10,7 @@ forwards at 224 and 448 pixels (LRPE vs softmax). Writes JSON, a Markdown table 
 from __future__ import annotations
 
 import json
-import time
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..models.lrpe_vit import LrpeVitConfig, LrpeVitForImageClassification
 from ..models.mixformer import MixFormerConfig, MixFormerForImageClassification
 from ..cli_flags import ArgumentParser
+from .timing import interleaved, timed
 
 SMALL = dict(image_size=16, patch_size=4, num_channels=1, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
              num_labels=10, drop_path_rate=0.0)
@@ -68,41 +69,39 @@ def train_eval(cls, config, train, test, epochs, seed, batch=64, lr=2e-3):
     steps = epochs * ((len(train[0]) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     g = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(train[0]), generator=g)
-        for i in range(0, len(order), batch):
-            idx = order[i : i + batch]
-            loss = model(pixel_values=train[0][idx], labels=train[1][idx]).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    train_s = time.perf_counter() - start
+
+    def train_epochs():
+        model.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(train[0]), generator=g)
+            for i in range(0, len(order), batch):
+                idx = order[i : i + batch]
+                loss = model(pixel_values=train[0][idx], labels=train[1][idx]).loss
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+
+    train_s = timed(train_epochs).wall
     model.eval()
     with torch.no_grad():
         acc = (model(pixel_values=test[0]).logits.argmax(-1) == test[1]).float().mean().item()
-        start = time.perf_counter()
-        for _ in range(3):
-            model(pixel_values=test[0][:256])
-        ips = 3 * 256 / (time.perf_counter() - start)
+        forwards = interleaved({"model": lambda: model(pixel_values=test[0][:256])}, rounds=3, warmup=1)["model"]
+        ips = 256 / statistics.median(s.wall for s in forwards)
     params = sum(p.numel() for p in model.parameters())
     return dict(accuracy=acc, train_seconds=train_s, images_per_second=ips, params=params)
 
 
-def time_vit_small(image_size, attention_type, batch=4, repeats=2):
+def time_vit_small(image_size, batch=4, repeats=3) -> dict:
+    """Images/s of ViT-small forwards with LRPE and with softmax attention, timed side by side (interleaved)."""
     kw = dict(image_size=image_size, num_labels=1000, drop_path_rate=0.0)
-    config = (LrpeVitConfig.from_preset("vit-small-lrpe-unitary", **kw) if attention_type == "lrpe"
-              else LrpeVitConfig(**kw, attention_type=attention_type))
-    model = LrpeVitForImageClassification(config).eval()
+    models = {"lrpe": LrpeVitForImageClassification(LrpeVitConfig.from_preset("vit-small-lrpe-unitary", **kw)).eval(),
+              "softmax": LrpeVitForImageClassification(LrpeVitConfig(**kw, attention_type="softmax")).eval()}
     x = torch.randn(batch, 3, image_size, image_size)
     with torch.no_grad():
-        model(pixel_values=x)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model(pixel_values=x)
-    return batch * repeats / (time.perf_counter() - start)
+        samples = interleaved({k: (lambda m=m: m(pixel_values=x)) for k, m in models.items()}, rounds=repeats,
+                              warmup=1)
+    return {k: batch / statistics.median(s.wall for s in v) for k, v in samples.items()}
 
 
 def main(argv=None):
@@ -131,9 +130,8 @@ def main(argv=None):
     speed = []
     if not args.skip_vit_small:
         for size in (224, 448):
-            for kind in ("lrpe", "softmax"):
-                speed.append(dict(image_size=size, attention=kind, tokens=(size // 16) ** 2,
-                                  images_per_second=time_vit_small(size, kind)))
+            for kind, ips in time_vit_small(size).items():
+                speed.append(dict(image_size=size, attention=kind, tokens=(size // 16) ** 2, images_per_second=ips))
     meta = dict(epochs=args.epochs, seeds=args.seeds, threads=torch.get_num_threads(), torch=torch.__version__,
                 data="sklearn load_digits, 8x8 -> 16x16, 1437 train / 360 test", batch=64, lr=2e-3)
     (out / "bench_vit_mixformer.json").write_text(json.dumps(dict(meta=meta, digits=rows, vit_small_speed=speed),

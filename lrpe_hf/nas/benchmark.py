@@ -33,6 +33,7 @@ from .search_space import Arch, get_search_space
 from .supernet import arch_to_config, evaluate_arch
 from .train import image_collate, validation_batches
 from ..cli_flags import ArgumentParser
+from ..benchmarks.timing import interleaved
 
 
 def largest_uniform_within(space, attention_type: str, budget: float, model_kwargs: dict) -> Arch:
@@ -99,16 +100,13 @@ def paired_sign_test(a_correct, b_correct) -> dict:
 def _throughput(models: dict, image_size: int, batch: int = 64, rounds: int = 5, reps: int = 5) -> dict:
     """Images/s of each model, measured interleaved (round-robin) so load changes hit all models alike."""
     x = torch.randn(batch, 3, image_size, image_size)
-    times = {k: [] for k in models}
-    for m in models.values():
-        m(pixel_values=x)  # warm-up
-    for _ in range(rounds):
-        for k, m in models.items():
-            t = time.perf_counter()
-            for _ in range(reps):
-                m(pixel_values=x)
-            times[k].append((time.perf_counter() - t) / reps)
-    return {k: batch / statistics.median(v) for k, v in times.items()}
+
+    def forwards(m):
+        for _ in range(reps):
+            m(pixel_values=x)
+
+    samples = interleaved({k: (lambda m=m: forwards(m)) for k, m in models.items()}, rounds=rounds, warmup=1)
+    return {k: batch * reps / statistics.median(s.wall for s in v) for k, v in samples.items()}
 
 
 def run_benchmark(output_dir, *, search_space="small", dataset="digits", image_size=32, patch_size=4,

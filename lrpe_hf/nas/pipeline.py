@@ -17,6 +17,7 @@ from .search import Constraints, EvolutionarySearch, EvolutionConfig, write_sear
 from .search_space import Arch, SearchSpace, get_search_space, load_arch
 from .supernet import MixFormerSuperNetwork
 from .train import default_model_kwargs, image_collate, output_dir_guard, train_supernet, validation_batches
+from ..benchmarks.timing import interleaved, trimmed_mean
 
 logger = logging.getLogger(__name__)
 
@@ -105,20 +106,9 @@ class SupernetCostModel:
             inputs = {"input_ids": ids, "decoder_input_ids": ids, "use_cache": False}
         else:
             inputs = {"pixel_values": torch.randn(1, cfg.num_channels, cfg.image_size, cfg.image_size, device=self.device)}
-        times = []
-        for i in range(self.warmup + self.runs):
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            model(**inputs)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= self.warmup:
-                times.append((time.perf_counter() - t) * 1000)
-        times.sort()
-        lo, hi = int(len(times) * 0.1), max(int(len(times) * 0.9), 1)
-        kept = times[lo:hi] or times
-        return sum(kept) / len(kept)
+        samples = interleaved({"model": lambda: model(**inputs)}, rounds=self.runs, warmup=self.warmup,
+                              device=self.device)["model"]
+        return trimmed_mean([1000 * s.wall for s in samples])
 
 
 FITNESS_CHOICES = ("accuracy", "loss")
