@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/train_clm.py --output_dir outputs/demo-clm --overwrite_output_dir
+	$(PY) -m lrpe_hf.demo --output_dir outputs/demo-clm
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests
