@@ -46,7 +46,7 @@ import sys
 import time
 from pathlib import Path
 from ..cli_flags import ArgumentParser
-from .timing import synchronize, timed
+from .timing import interleaved, synchronize, timed
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds lrpe_hf (checkout or site-packages)
 OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc", "memoryerror")
@@ -77,7 +77,6 @@ def _build(model_name: str, args):
         config = LlamaConfig(num_key_value_heads=args.num_heads, hidden_act="silu", attn_implementation="sdpa", **common)
     else:
         raise ValueError(f"unknown model {model_name!r}")
-    del lrpe_hf
     model = AutoModelForCausalLM.from_config(config).to(args.device)
     return model
 
@@ -162,26 +161,15 @@ def worker_train_pair(args) -> dict:
         _cap_address_space(args)
     failed = {}
 
-    def step(name):
-        try:
-            return _timed_step(models[name], ids, args.device)
-        except Exception as err:  # noqa: BLE001 (an OOM of one model is a result; the other goes on)
-            failed[name] = {"status": "OOM" if _is_oom(err) else "error", "error": f"{type(err).__name__}: {str(err)[:300]}"}
-            models[name].zero_grad(set_to_none=True)
-            return None
+    def record(name, err):  # an OOM of one model is a result; the other goes on
+        failed[name] = {"status": "OOM" if _is_oom(err) else "error", "error": f"{type(err).__name__}: {str(err)[:300]}"}
+        models[name].zero_grad(set_to_none=True)
 
-    for name in names:
-        step(name)  # steady-state warm-up at the measured size
-    walls = {n: [] for n in names}
-    cpus = {n: [] for n in names}
-    for r in range(args.repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            if name in failed:
-                continue
-            t = step(name)
-            if t is not None:
-                walls[name].append(t[0])
-                cpus[name].append(t[1])
+    # one steady-state warm-up step at the measured size, then interleaved rounds of one step per model
+    samples = interleaved({name: (lambda m=models[name]: _train_step(m, ids)) for name in names},
+                          rounds=args.repeats, warmup=1, device=args.device, on_error=record)
+    walls = {n: [s.wall for s in samples[n]] for n in names}
+    cpus = {n: [s.cpu for s in samples[n]] for n in names}
     out = {}
     for name in names:
         if name in failed:

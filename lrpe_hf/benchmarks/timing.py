@@ -41,25 +41,44 @@ def timed(fn: Callable, *args, device=None, **kwargs) -> Sample:
 
 
 def interleaved(candidates: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
-                device=None, self_timed: bool = False) -> dict[str, list[Sample]]:
+                device=None, self_timed: bool = False,
+                on_error: Callable[[str, BaseException], None] | None = None) -> dict[str, list[Sample]]:
     """``warmup`` untimed calls of each candidate, then ``rounds`` rounds of one timed call each, the order
     reversed every other round. Returns the raw samples per candidate.
 
     ``self_timed``: each candidate returns the wall seconds of its work, measured where the work ran (another
-    process, say); that figure is the sample's ``wall`` (``cpu`` is then NaN)."""
+    process, say); that figure is the sample's ``wall`` (``cpu`` is then NaN).
+
+    ``on_error``: a failure is a result (an out-of-memory at one size, say): ``on_error(name, error)`` is called and
+    that candidate is not run again; without it the error propagates."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     names = list(candidates)
-    for name in names:
-        for _ in range(warmup):
-            candidates[name]()
     samples: dict[str, list[Sample]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            if self_timed:
+    failed: set[str] = set()
+
+    def run(name, timed_call):
+        if name in failed:
+            return
+        try:
+            if not timed_call:
+                candidates[name]()
+            elif self_timed:
                 samples[name].append(Sample(float(candidates[name]()), float("nan")))
             else:
                 samples[name].append(timed(candidates[name], device=device))
+        except Exception as err:  # noqa: BLE001 (reported through on_error, or re-raised)
+            if on_error is None:
+                raise
+            failed.add(name)
+            on_error(name, err)
+
+    for name in names:
+        for _ in range(warmup):
+            run(name, timed_call=False)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            run(name, timed_call=True)
     return samples
 
 

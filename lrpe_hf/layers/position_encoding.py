@@ -214,7 +214,8 @@ class _PermutationTable:
     def _compute_permutation_table(self) -> torch.Tensor:
         if self.permutation.is_meta:  # from_pretrained builds on the meta device; _init_weights fills it in
             return torch.empty(self.max_positions, self.head_dim, dtype=torch.long, device="meta")
-        return permutation_table(self.permutation.cpu(), self.max_positions)
+        # .long(): a loader that casts a whole module to a float dtype (keep-in-fp32 rules) must not break the indices
+        return permutation_table(self.permutation.cpu().long(), self.max_positions)
 
     def derived_tables(self):
         return {} if self.permutation_table is None else {"permutation_table": self._compute_permutation_table()}
@@ -241,7 +242,7 @@ class PermuteFormerEncoding(_PermutationTable, PositionEncoding):
         return {"permutation": permuteformer_permutation(self.head_dim).long(), "decay": self._compute_decay()}
 
     def forward(self, x, positions, grid=None):
-        return lrpe(x, positions, core="permutation", p="identity", permutation=self.permutation,
+        return lrpe(x, positions, core="permutation", p="identity", permutation=self.permutation.long(),
                     permutation_table=self.permutation_table)
 
 
@@ -329,8 +330,9 @@ class LrpeEncoding(_PermutationTable, PositionEncoding):
     def forward(self, x, positions, grid=None):
         if self.core == "none":
             return x
+        permutation = None if self.permutation is None else self.permutation.long()
         kwargs = dict(core=self.core, p=self.p, theta=self.theta, householder_v=self.householder_v,
-                      permutation=self.permutation)
+                      permutation=permutation)
         if grid is not None:
             return lrpe_2d(x, grid[0], grid[1], mode=self.mode_2d, **kwargs)
         return lrpe(x, positions, theta_type=self.theta_type, theta_length=self._theta_length,

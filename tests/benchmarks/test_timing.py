@@ -35,3 +35,19 @@ def test_spread_summary_and_trimmed_mean():
     assert summary["wall"]["n"] == 3 and summary["cpu"]["n"] == 3
     # 11 values: the lowest and the two highest (10 %, 90 % cut-offs) are dropped, the outlier 1000 among them
     assert trimmed_mean(list(range(10)) + [1000]) == pytest.approx(sum(range(1, 9)) / 8)
+
+
+def test_a_failing_candidate_is_reported_and_dropped_the_others_go_on():
+    runs, errors = [], {}
+
+    def oom():
+        runs.append("oom")
+        if runs.count("oom") > 1:  # the warm-up passes, the first timed call fails
+            raise MemoryError("out of memory")
+
+    samples = interleaved({"ok": lambda: runs.append("ok"), "oom": oom}, rounds=3, warmup=1,
+                          on_error=lambda name, err: errors.setdefault(name, repr(err)))
+    assert errors == {"oom": "MemoryError('out of memory')"}
+    assert len(samples["ok"]) == 3 and samples["oom"] == [] and runs.count("oom") == 2
+    with pytest.raises(MemoryError):
+        interleaved({"oom": lambda: (_ for _ in ()).throw(MemoryError("x"))}, rounds=1, warmup=0)
