@@ -22,11 +22,16 @@ def sliced_linear(x: torch.Tensor, linear: nn.Linear, out_features: int | None =
     out = linear.out_features if out_features is None else out_features
     if not 0 < out <= linear.out_features:
         raise ValueError(f"out_features={out} must lie in [1, {linear.out_features}]")
-    weight = linear.weight
-    if out != linear.out_features or in_features != linear.in_features:
-        weight = weight[:out, :in_features]
+    if out == linear.out_features and in_features == linear.in_features:
+        # The module itself, so what wraps it takes part: PEFT adapters, quantised or hooked layers.
+        return linear(x)
+    if type(linear) is not nn.Linear:
+        raise ValueError(
+            f"a prefix slice of a {type(linear).__name__} is not defined (slicing reads an nn.Linear's weight "
+            "directly and would skip what wraps it): merge adapters into the weights before slicing"
+        )
     bias = None if linear.bias is None else linear.bias[:out]
-    return F.linear(x, weight, bias)
+    return F.linear(x, linear.weight[:out, :in_features], bias)
 
 
 def sliced_layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:

@@ -24,6 +24,10 @@ def _lora_train_save_reload(make_model, target_modules, num_labels, tmp_path):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+    # The adapters took part: LoRA's B starts at zero and moves only if the wrapped layers were called (a layer that
+    # read the base weight directly would leave every adapter untouched and this whole check vacuous).
+    lora_b = [p for n, p in lora.named_parameters() if "lora_B" in n]
+    assert lora_b and all(bool(p.detach().abs().sum() > 0) for p in lora_b)
     out = lora.eval()(pixel_values=x).logits
     lora.save_pretrained(tmp_path)
     torch.manual_seed(0)  # the same base weights again
