@@ -48,7 +48,13 @@ from torch import nn
 
 from ..ops import feature_map, linear_attention
 from .elastic import sliced_layer_norm, sliced_linear
-from .position_encoding import LRPE_2D_MODES, PositionEncoding, build_position_encoding, init_position_encoding
+from .position_encoding import (
+    LRPE_2D_MODES,
+    NoPositionEncoding,
+    PositionEncoding,
+    build_position_encoding,
+    init_position_encoding,
+)
 
 ATTENTION_TYPES = ("softmax", "softmax_relative", "cosformer", "lrpe")
 LINEAR_ATTENTION_TYPES = ("cosformer", "lrpe")
@@ -91,7 +97,8 @@ class MultiHeadAttentionBase(nn.Module):
     attention_type: str = ""
     is_linear: bool = False
 
-    def __init__(self, hidden_size, num_heads, head_dim, *, kv_hidden_size=None, qkv_bias=True, dropout=0.0):
+    def __init__(self, hidden_size, num_heads, head_dim, *, kv_hidden_size=None, qkv_bias=True, out_bias=True,
+                 dropout=0.0, layer_idx=0):
         super().__init__()
         for name, value in (("hidden_size", hidden_size), ("num_heads", num_heads), ("head_dim", head_dim)):
             if not isinstance(value, int) or value < 1:
@@ -102,8 +109,9 @@ class MultiHeadAttentionBase(nn.Module):
         self.q_proj = nn.Linear(hidden_size, inner, bias=qkv_bias)
         self.k_proj = nn.Linear(kv, inner, bias=qkv_bias)
         self.v_proj = nn.Linear(kv, inner, bias=qkv_bias)
-        self.out_proj = nn.Linear(inner, hidden_size)
+        self.o_proj = nn.Linear(inner, hidden_size, bias=out_bias)
         self.dropout = dropout
+        self.layer_idx = layer_idx
 
     def _heads(self, x, proj, h):
         b, n, _ = x.shape
@@ -121,6 +129,7 @@ class MultiHeadAttentionBase(nn.Module):
         past_state: dict | None = None,
         use_cache: bool = False,
         num_heads: int | None = None,
+        documents: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict | None]:
         if hidden_states.dim() != 3:
             raise ValueError(f"hidden_states must be (batch, seq, hidden), got {tuple(hidden_states.shape)}")
@@ -131,36 +140,61 @@ class MultiHeadAttentionBase(nn.Module):
         if is_cross and causal:
             raise ValueError("cross-attention cannot be causal")
         b, n, _ = hidden_states.shape
+        if documents is not None:
+            if is_cross:
+                raise ValueError("packed documents are defined for self-attention only")
+            if use_cache or past_state:
+                raise ValueError("a packed (padding-free) batch cannot use a cache")
+            if documents.shape != (b, n):
+                raise ValueError(f"documents must have shape ({b}, {n}), got {tuple(documents.shape)}")
         q = self._heads(hidden_states, self.q_proj, h)
         out, state = self._attend(
             q, hidden_states, key_value_states, is_cross, key_padding_mask, positions, grid, causal,
-            past_state, use_cache, h,
+            past_state, use_cache, h, documents,
         )
         out = out.transpose(1, 2).reshape(b, n, h * self.head_dim)
-        out = self._post_attention(out)
-        return sliced_linear(out, self.out_proj, hidden_states.shape[-1]), state
+        out = self._post_attention(out).to(hidden_states.dtype)
+        return sliced_linear(out, self.o_proj, hidden_states.shape[-1]), state
 
     def _post_attention(self, out):
         return out
 
-    def _attend(self, q, x, kv, is_cross, mask, positions, grid, causal, past, use_cache, h):  # pragma: no cover
+    def _attend(self, q, x, kv, is_cross, mask, positions, grid, causal, past, use_cache, h,
+                documents):  # pragma: no cover
         raise NotImplementedError
 
 
 # ------------------------------------------------------------------------------------------------ softmax types
 class SoftmaxAttention(MultiHeadAttentionBase):
-    """Standard multi-head softmax attention through ``torch.nn.functional.scaled_dot_product_attention``.
+    """Multi-head softmax attention through ``torch.nn.functional.scaled_dot_product_attention``.
 
-    Scale ``head_dim ** -0.5``. The cache keeps keys, values, their padding mask and (relative type) their
-    positions; a cross-attention cache keeps the projected encoder keys/values (``{"cross": True, ...}``).
+    Scale ``head_dim ** -0.5``. ``position_encoding`` (a registry name, default ``"nope"``) transforms q and k of
+    self-attention at their absolute positions before the dot product (RoPE, LRPE, ...: any encoding that is
+    ``softmax_compatible``). The cache keeps the encoded keys, the values, their padding mask and their positions; a
+    cross-attention cache keeps the projected encoder keys/values (``{"cross": True, ...}``). ``documents`` (packed
+    rows) restricts every query to keys of its own document. A query with no visible key (a padded row) gives 0.
     """
 
     attention_type = "softmax"
 
+    def __init__(self, hidden_size, num_heads, head_dim, *, position_encoding="nope", encoding_options=None,
+                 **kwargs):
+        super().__init__(hidden_size, num_heads, head_dim, **kwargs)
+        self.position_encoding = build_position_encoding(position_encoding, head_dim, num_heads,
+                                                         **(encoding_options or {}))
+        if not self.position_encoding.softmax_compatible:
+            raise ValueError(f"the {position_encoding!r} position encoding is not defined for softmax attention")
+
     def _relative_bias(self, q, q_pos, k_pos):
         return None
 
-    def _attend(self, q, x, kv, is_cross, mask, positions, grid, causal, past, use_cache, h):
+    def _encode(self, x, positions, grid):
+        pe = self.position_encoding
+        if type(pe) is NoPositionEncoding:
+            return x
+        return pe(x, positions[:, None, :], grid if pe.supports_2d else None)
+
+    def _attend(self, q, x, kv, is_cross, mask, positions, grid, causal, past, use_cache, h, documents):
         b, n = q.shape[0], q.shape[2]
         past = past or {}
         if is_cross:
@@ -177,6 +211,7 @@ class SoftmaxAttention(MultiHeadAttentionBase):
             offset = past["key"].shape[2] if "key" in past else 0
             k, v = self._heads(x, self.k_proj, h), self._heads(x, self.v_proj, h)
             q_pos = _normalise_positions(positions, n, offset, b, q.device)
+            q, k = self._encode(q, q_pos, grid), self._encode(k, q_pos, grid)
             key_mask = _key_mask(mask, b, n, q.device)
             k_pos = q_pos
             if "key" in past:
@@ -194,6 +229,13 @@ class SoftmaxAttention(MultiHeadAttentionBase):
                     state["key_mask"] = key_mask
             m = k.shape[2]
 
+        dropout = self.dropout if self.training else 0.0
+        scale = self.head_dim**-0.5  # of the head, also when an encoding widens q and k (LRPE's unitary core)
+        bias = self._relative_bias(q, q_pos, k_pos)
+        if key_mask is None and bias is None and documents is None and (not causal or n == m):
+            # nothing to mask but (possibly) causality over the same n tokens: SDPA's own causal kernel
+            return F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), dropout_p=dropout,
+                                                  is_causal=causal, scale=scale), state
         allowed = None  # bool (b or 1, 1, n, m), True = attend
         if key_mask is not None:
             allowed = key_mask[:, None, None, :]
@@ -202,14 +244,14 @@ class SoftmaxAttention(MultiHeadAttentionBase):
             query_idx = torch.arange(m - n, m, device=q.device)
             cm = (key_idx[None, :] <= query_idx[:, None])[None, None]
             allowed = cm if allowed is None else allowed & cm
-        bias = self._relative_bias(q, q_pos, k_pos)
+        if documents is not None:
+            same = (documents[:, :, None] == documents[:, None, :])[:, None]
+            allowed = same if allowed is None else allowed & same
         attn_mask = allowed
         if bias is not None:
             attn_mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
-        out = F.scaled_dot_product_attention(
-            q, k.to(q.dtype), v.to(q.dtype), attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-        )
+        out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=attn_mask, dropout_p=dropout,
+                                             scale=scale)
         if allowed is not None:  # rows with no visible key (an all-padding sample) give 0, not NaN
             out = out.masked_fill(~allowed.any(-1, keepdim=True), 0.0)
         return out, state
@@ -242,88 +284,152 @@ class RelativeSoftmaxAttention(SoftmaxAttention):
 
 # ------------------------------------------------------------------------------------------------ linear types
 class LinearAttention(MultiHeadAttentionBase):
-    """Linear attention with any registered position encoding, feature map and normalisation (one class for every
-    linear type of the image and seq2seq models and the super-network).
+    """Linear attention with any registered position encoding, feature map and normalisation: the one class behind
+    every linear layer of the package (language models and encoders, LRPE ViT, mixFormer, the super-network).
 
     ``phi`` (``feature_map``) on q and k -> the position encoding on q and k (``lrpe_hf.layers.position_encoding``;
-    2-D on an image grid where it has one) -> ``lrpe_hf.ops.linear_attention`` (chunked, parallel or recurrent; the
-    encoding's per-head decay; causal or not) -> the normalisation: ``"layernorm"`` over the concatenated heads (the
-    LRPE form, no denominator; ``norm``, eps ``norm_eps``) or ``"denominator"`` (``sum a v / max(sum a, eps)``).
-    Cached, the state is ``{"state": (b, h, d_k', d_v'), "seen": int, "window": ...}``.
+    2-D on an image grid where it has one; its per-head decay enters the recurrence) ->
+    ``lrpe_hf.ops.linear_attention`` (chunked, parallel or recurrent; causal or bidirectional; packed documents) ->
+    the normalisation: ``"layernorm"`` over the concatenated heads (the LRPE form, no denominator;
+    ``attention_norm``, eps ``norm_eps``, computed on the float32 sums), ``"denominator"``
+    (``sum a v / max(sum a, eps)``) or ``"none"`` (the raw sums).
 
-    The two linear types of ``ATTENTION_TYPES`` are configurations of it (:func:`build_attention`):
+    * Bidirectional with a decay (PermuteFormer, LRPE-d encoders) or within packed documents: a forward and a
+      backward causal pass, the diagonal counted once.
+    * ``unrotated_denominator`` (RoPE with the denominator): RoFormer's linear attention (arXiv 2104.09864, §3.3)
+      divides the rotated numerator by the *unrotated* ``q . sum k`` of the positive features, which cannot cross
+      zero as the rotated one can. Both sums run as one linear attention over 2h heads, so every algorithm, padding,
+      packing, the cache and its rollback apply unchanged.
 
-    * ``"cosformer"`` (Qin et al., ICLR 2022): ReLU features, cosFormer's re-weighting with a fixed
-      ``M = max_positions``, the denominator with ``eps`` (official 1e-6; mixFormer's super-network uses 1e-3).
-      Whether it is causal is the caller's ``causal``: the released mixFormer ViT runs it causally inside a
-      bidirectional encoder (the CLS token then sees only itself), which models expose as a config option.
-    * ``"lrpe"`` (arXiv 2307.09270): ``1 + elu`` features, the LRPE ``f(x, s) = C_s(P x)``, LayerNorm over heads.
+    Cached, the state is ``{"state": (b, h', d_k', d_v'), "seen": int, "window": ...}``; ``"window"`` holds what a
+    rollback cache layer needs to count these tokens and undo them (draft verification).
     """
 
     is_linear = True
 
-    def __init__(self, hidden_size, num_heads, head_dim, *, attention_type="lrpe", position_encoding="lrpe",
+    def __init__(self, hidden_size, num_heads, head_dim, *, attention_type="linear", position_encoding="lrpe",
                  encoding_options=None, feature_map="1+elu", normalize="layernorm", eps=1e-6, norm_eps=1e-5,
-                 chunk_size=64, algorithm="chunked", backend="auto", **kwargs):
+                 chunk_size=64, algorithm="chunked", backend="auto", unrotated_denominator=False, **kwargs):
         super().__init__(hidden_size, num_heads, head_dim, **kwargs)
-        if normalize not in ("layernorm", "denominator"):
-            raise ValueError(f"normalize must be 'layernorm' or 'denominator', got {normalize!r}")
+        if normalize not in ("layernorm", "denominator", "none"):
+            raise ValueError(f"normalize must be 'layernorm', 'denominator' or 'none', got {normalize!r}")
+        if unrotated_denominator and normalize != "denominator":
+            raise ValueError("unrotated_denominator needs normalize='denominator'")
         self.attention_type = attention_type
         self.feature_map = feature_map
         self.normalize = "denominator" if normalize == "denominator" else None
         self.eps = eps
         self.chunk_size, self.algorithm, self.backend = chunk_size, algorithm, backend
-        self.encoding = build_position_encoding(position_encoding, head_dim, num_heads, **(encoding_options or {}))
-        self.norm = nn.LayerNorm(num_heads * head_dim, eps=norm_eps) if normalize == "layernorm" else None
-
-    def _features(self, x, positions, grid):
-        return self.encoding(feature_map(x, self.feature_map), positions, grid if self.encoding.supports_2d else None)
+        self.position_encoding = build_position_encoding(position_encoding, head_dim, num_heads,
+                                                         **(encoding_options or {}))
+        if unrotated_denominator and self.position_encoding.decay is not None:
+            raise ValueError("unrotated_denominator is defined for encodings without a decay")
+        self.unrotated_denominator = unrotated_denominator
+        inner = num_heads * head_dim
+        self.attention_norm = nn.LayerNorm(inner, eps=norm_eps) if normalize == "layernorm" else None
 
     def _post_attention(self, out):
-        return out if self.norm is None else sliced_layer_norm(out, self.norm)
+        if self.attention_norm is None:
+            return out
+        # The raw sums come in float32 (they grow with position and overflow float16 past ~8k tokens): normalise
+        # there, over the active width (a sliced super-network uses gamma[:d], beta[:d]).
+        norm, d = self.attention_norm, out.shape[-1]
+        wide = torch.promote_types(out.dtype, torch.float32)  # float64 stays float64
+        with torch.autocast(device_type=out.device.type, enabled=False):
+            return F.layer_norm(out.to(wide), (d,), norm.weight[:d].to(wide), norm.bias[:d].to(wide), norm.eps)
 
-    def _attend(self, q, x, kv, is_cross, mask, positions, grid, causal, past, use_cache, h):
+    def _attend(self, q, x, kv, is_cross, mask, positions, grid, causal, past, use_cache, h, documents):
         b, n = q.shape[0], q.shape[2]
         past = past or {}
         if is_cross and use_cache:
             raise ValueError(f"{self.attention_type} cross-attention has no cache; use softmax cross-attention")
+        if not causal and (use_cache or past.get("state") is not None or past.get("seen")):
+            raise ValueError("bidirectional attention has no cache (use_cache must be False); a linear-attention "
+                             "state can only be continued causally")
         source = kv if is_cross else x
         k, v = self._heads(source, self.k_proj, h), self._heads(source, self.v_proj, h)
         m = k.shape[2]
         offset = int(past.get("seen", 0))
-        if offset and not causal:
-            raise ValueError("a linear-attention state can only be continued causally")
         q_pos = _normalise_positions(positions, n, offset, b, q.device)
         k_pos = torch.arange(m, device=q.device)[None, :] if is_cross else q_pos
-        q_grid = k_grid = grid
-        if is_cross:
-            k_grid = None
-            if grid is not None:
-                raise ValueError("grid positions are only defined for self-attention")
-        qf = self._features(q, q_pos[:, None, :], q_grid)
-        kf = self._features(k, k_pos[:, None, :], k_grid)
+        if is_cross and grid is not None:
+            raise ValueError("grid positions are only defined for self-attention")
+        pe = self.position_encoding
+        qf0, kf0 = feature_map(q, self.feature_map), feature_map(k, self.feature_map)
+        qf = pe(qf0, q_pos[:, None, :], grid if pe.supports_2d else None)
+        kf = pe(kf0, k_pos[:, None, :], None if is_cross or not pe.supports_2d else grid)
         key_mask = _key_mask(mask, b, m, q.device)
-        decay = self.encoding.decay
+        km = None if key_mask is None else key_mask[:, None, :]  # broadcast over heads
+        decay = pe.decay
         if decay is not None:
             decay = decay[:h]  # the active heads
-            if not causal:
-                raise ValueError(f"the {self.encoding.name} decay is defined for causal attention only here")
+        seq_idx = None if documents is None else documents[:, None, :]
+        if self.unrotated_denominator:
+            # heads 0..h-1: rotated q~, k~ with values [v, 0]; heads h..2h-1: unrotated q, k with values [0, 1]
+            zeros, ones = torch.zeros_like(v[..., :1]), torch.ones_like(v[..., :1])
+            values = torch.cat([torch.cat([v, zeros], -1), torch.cat([torch.zeros_like(v), ones], -1)], dim=1)
+            out, state = self._sums(torch.cat([qf, qf0], 1), torch.cat([kf, kf0], 1), values, km, None, seq_idx,
+                                    causal, past, use_cache, offset, None, True)
+            dv = v.shape[-1]
+            with torch.autocast(device_type=v.device.type, enabled=False):
+                out = (out[:, :h, :, :dv] / out[:, h:, :, dv:].clamp(min=self.eps)).to(v.dtype)
+            return out, state
+        return self._sums(qf, kf, v, km, decay, seq_idx, causal, past, use_cache, offset, self.normalize,
+                          self.attention_norm is not None)
+
+    def _sums(self, q, k, v, km, decay, seq_idx, causal, past, use_cache, offset, normalize, float32):
+        """Linear attention over encoded q, k (the raw sums in float32 when ``float32``: a norm or a division
+        follows), and the new cache state."""
+        if not causal:
+            if decay is not None or seq_idx is not None:
+                return self._bidirectional_decayed(q, k, v, decay, km, seq_idx, normalize, float32), None
+            return linear_attention(
+                q, k, v, causal=False, normalize=normalize, eps=self.eps, algorithm=self.algorithm,
+                chunk_size=self.chunk_size, key_mask=km, output_float32=float32,
+            ), None
+        # One new token (a decoding step): the recurrence is one rank-1 update, far cheaper than a 1-token chunk.
         result = linear_attention(
-            qf, kf, v, causal=causal, normalize=self.normalize, eps=self.eps,
-            algorithm="recurrent" if causal and n == 1 else self.algorithm, chunk_size=self.chunk_size,
-            initial_state=past.get("state"), return_state=use_cache, decay=decay,
-            key_mask=None if key_mask is None else key_mask[:, None, :], backend=self.backend if causal else "torch",
+            q, k, v, causal=True, normalize=normalize, eps=self.eps,
+            algorithm="recurrent" if q.shape[-2] == 1 else self.algorithm, chunk_size=self.chunk_size,
+            initial_state=past.get("state"), return_state=use_cache, decay=decay, key_mask=km, backend=self.backend,
+            output_float32=float32, seq_idx=seq_idx,
         )
         if not use_cache:
             return result, None
         out, state = result
-        # "window": what a rollback cache layer needs to count these tokens and undo them (draft verification).
-        window = {"keys": kf, "values": v, "normalize": self.normalize, "decay": decay,
-                  "key_mask": None if key_mask is None else key_mask[:, None, :]}
-        return out, {"state": state, "seen": offset + n, "window": window}
+        window = {"keys": k, "values": v, "normalize": normalize, "decay": decay, "key_mask": km}
+        return out, {"state": state, "seen": offset + q.shape[-2], "window": window}
+
+    def _bidirectional_decayed(self, q, k, v, decay, key_mask, seq_idx, normalize, float32):
+        """Bidirectional attention with the symmetric decay lam^|s-t| (PermuteFormer/LRPE-d encoders), or within
+        packed documents (``seq_idx``; decay may then be None).
+
+        The forward causal pass covers t <= s, the causal pass over the reversed sequence covers t >= s; the
+        diagonal t = s is counted twice and removed once. The denominator (if any) rides along as a column of ones.
+        Both passes keep to the token's own document, so the sum does too.
+        """
+        if normalize == "denominator":
+            v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+        if key_mask is not None:
+            m = key_mask.to(k.dtype)[..., None]
+            k, v = k * m, v * m.to(v.dtype)
+        kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay,
+                      backend=self.backend, output_float32=True)
+        fwd = linear_attention(q, k, v, seq_idx=seq_idx, **kwargs)
+        # reversed, the document indices decrease: negate them so they stay non-decreasing
+        rev_idx = None if seq_idx is None else -seq_idx.flip(-1)
+        bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), seq_idx=rev_idx, **kwargs).flip(-2)
+        with torch.autocast(device_type=q.device.type, enabled=False):  # the sums stay in float32
+            wide = torch.promote_types(v.dtype, torch.float32)
+            diag = (q.to(wide) * k.to(wide)).sum(-1, keepdim=True) * v.to(wide)
+            out = fwd + bwd - diag
+            if normalize == "denominator":
+                out = out[..., :-1] / out[..., -1:].clamp(min=self.eps)
+        return out if float32 else out.to(v.dtype)
 
     def extra_repr(self):
-        return f"attention_type={self.attention_type!r}, feature_map={self.feature_map!r}"
+        return (f"attention_type={self.attention_type!r}, feature_map={self.feature_map!r}, "
+                f"position_encoding={self.position_encoding.name!r}")
 
 
 def _cosformer(hidden_size, num_heads, head_dim, *, max_positions=512, eps=1e-6, chunk_size=64,

@@ -156,3 +156,54 @@ def adopt_rollback_layers(cache: Cache) -> Cache:
             new.record_past = layer.record_past
             cache.layers[i] = new
     return cache
+
+
+# ------------------------------------------------------------------------------------- attention modules <-> Cache
+def cached_length(cache: Cache) -> int:
+    """Tokens already in ``cache`` (0 when empty): the first layer that counts them answers."""
+    for layer in cache.layers:
+        if layer.get_seq_length() > 0:
+            return layer.get_seq_length()
+    return 0
+
+
+def layer_past(cache: Cache, i: int, offset: int, batch: int, full_mask: torch.Tensor | None = None) -> dict | None:
+    """Layer ``i``'s cached tensors as the state dict the attention modules take (``lrpe_hf.layers.attention``).
+
+    ``offset``: the tokens already cached (what a recurrent layer reports as seen; a softmax layer counts its own
+    keys); ``full_mask``: the padding mask of the cached and the new tokens
+    ``(batch, offset + n)`` or None (softmax layers need the cached keys' part).
+    """
+    if i >= len(cache.layers):
+        return None
+    layer = cache.layers[i]
+    if hasattr(layer, "recurrent_states"):
+        if not any(layer.has_previous_state.values()):
+            return None
+        return {"state": cache.get_recurrent_state(i, 0), "seen": offset}
+    offset = layer.get_seq_length()
+    if not offset:
+        return None
+    positions = torch.arange(offset, device=layer.keys.device)[None].expand(batch, offset)
+    past = {"key": layer.keys, "value": layer.values, "key_positions": positions}
+    if full_mask is not None:
+        if full_mask.shape[-1] <= offset:
+            raise ValueError(
+                f"softmax attention over {offset} cached keys and new ones needs the attention_mask of the whole "
+                f"sequence (batch, cached + new), got one of length {full_mask.shape[-1]}"
+            )
+        past["key_mask"] = full_mask[:, :offset].bool()
+    return past
+
+
+def store_layer_state(cache: Cache, i: int, offset: int, state: dict) -> None:
+    """Write what an attention module returned (``use_cache=True``) back into layer ``i`` of Transformers' cache."""
+    layer = cache.layers[i]
+    if hasattr(layer, "recurrent_states"):
+        # The window's keys and values go along so the layer can count them and roll the state back.
+        cache.update_recurrent_state(state["state"], i, 0, **state["window"])
+        # Transformers 5.23-5.24 set has_previous_state only in update_conv_state; without it get_recurrent_state
+        # returns None and every step would restart from an empty state.
+        layer.has_previous_state[0] = True
+    else:
+        cache.update(state["key"][:, :, offset:], state["value"][:, :, offset:], i)

@@ -364,3 +364,46 @@ def refuse_packed_batch(owner: str, kwargs: dict) -> None:
             f"{owner} does not take packed (padding-free) batches ({', '.join(given)} given): its encoder-decoder "
             "attention would mix the packed examples; pad the batch instead (e.g. DataCollatorForSeq2Seq)"
         )
+
+
+# ------------------------------------------------------------------------------------------ checkpoint key names
+#: Attention parameters that moved when the image, seq2seq and language models came to share one attention module
+#: (lrpe_hf 0.3): the image and seq2seq models said ``out_proj``, ``encoding`` and ``norm`` where the language models
+#: (and now every model) say ``o_proj``, ``position_encoding`` and ``attention_norm``. Checkpoints keep the names
+#: they were saved with: ``from_pretrained`` renames on load and ``save_pretrained`` renames back (Transformers'
+#: checkpoint conversion mapping), so files written by any version load in every other.
+ATTENTION_KEY_RENAMES = {
+    "lrpe_vit": (
+        (r"\.attention\.out_proj\.", ".attention.o_proj."),
+        (r"\.attention\.encoding\.", ".attention.position_encoding."),
+        (r"\.attention\.norm\.", ".attention.attention_norm."),
+    ),
+    "mixformer": (
+        (r"_attn\.out_proj\.", "_attn.o_proj."),  # self_attn and (seq2seq) encoder_attn
+        (r"\.self_attn\.encoding\.", ".self_attn.position_encoding."),
+        (r"\.self_attn\.norm\.", ".self_attn.attention_norm."),
+    ),
+}
+
+
+def register_key_migration(model_type: str) -> None:
+    """Register ``model_type``'s renamed keys with Transformers (once per process)."""
+    from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
+    from transformers.core_model_loading import WeightRenaming
+
+    if get_checkpoint_conversion_mapping(model_type) is not None:
+        return
+    register_checkpoint_conversion_mapping(
+        model_type, [WeightRenaming(source, target) for source, target in ATTENTION_KEY_RENAMES[model_type]]
+    )
+
+
+def migrate_state_dict(state: dict, model_type: str) -> dict:
+    """``state`` with ``model_type``'s old attention key names replaced (for loaders outside ``from_pretrained``)."""
+    renames = [(re.compile(source), target) for source, target in ATTENTION_KEY_RENAMES[model_type]]
+    out = {}
+    for key, value in state.items():
+        for pattern, target in renames:
+            key = pattern.sub(target, "." + key, count=1)[1:] if pattern.search("." + key) else key
+        out[key] = value
+    return out

@@ -36,11 +36,12 @@ import torch
 from torch import nn
 
 from .search_space import Arch, SearchSpace, get_search_space
+from ..models.modeling_common import migrate_state_dict
 
 SUPERNET_CONFIG_NAME = "supernet_config.json"
 SUPERNET_WEIGHTS_NAME = "supernet.safetensors"
 SUPERNET_FORMAT = "lrpe_hf.nas.supernet"
-SUPERNET_FORMAT_VERSION = 1
+SUPERNET_FORMAT_VERSION = 2  # 2: attention keys o_proj/position_encoding/attention_norm (1: out_proj/encoding/norm)
 
 # Config fields owned by the search space (set per architecture), never by the fixed model settings.
 ARCH_FIELDS = (
@@ -350,6 +351,10 @@ class MixFormerSuperNetwork(nn.Module):
         cfg = json.loads(cfg_path.read_text())
         if cfg.get("format") != SUPERNET_FORMAT:
             raise ValueError(f"{cfg_path} is not a {SUPERNET_FORMAT} config")
+        version = cfg.get("format_version", 1)
+        if not isinstance(version, int) or version > SUPERNET_FORMAT_VERSION:
+            raise ValueError(f"{cfg_path} has format_version {version!r}; this lrpe_hf reads versions up to "
+                             f"{SUPERNET_FORMAT_VERSION}: upgrade lrpe_hf")
         saved_space = get_search_space(cfg["search_space"])
         if search_space is not None:
             wanted = get_search_space(search_space)
@@ -364,6 +369,8 @@ class MixFormerSuperNetwork(nn.Module):
         if not weights_path.is_file():
             raise FileNotFoundError(f"{weights_path} is missing")
         tensors = load_file(str(weights_path), device=map_location)
+        if version < 2:  # the attention parameters' names before the one attention module
+            tensors = migrate_state_dict(tensors, "mixformer")
         expected = {k: tuple(model._store_tensor(k).shape) for k in list(model._store_keys) + list(model.fixed)}
         got = {k: tuple(v.shape) for k, v in tensors.items()}
         if expected != got:

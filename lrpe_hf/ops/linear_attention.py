@@ -72,7 +72,7 @@ def _check_seq_idx(seq_idx, q, causal, initial_state, return_state):
     """``seq_idx`` as a long tensor broadcast to ``q.shape[:-1]``, after checking what packing allows."""
     if not causal:
         raise ValueError("seq_idx (packed documents) is supported for causal attention only; bidirectional attention "
-                         "composes a forward and a backward causal pass (LrpeAttention does)")
+                         "composes a forward and a backward causal pass (LinearAttention does)")
     if initial_state is not None or return_state:
         raise ValueError("seq_idx (packed documents) cannot be combined with initial_state or return_state: a packed "
                          "row is not continued from or into a cache")

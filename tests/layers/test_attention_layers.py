@@ -36,7 +36,7 @@ def test_cosformer_linear_equals_quadratic_form_bidirectional_cross_and_causal()
     attn = _make("cosformer")
     x = torch.randn(2, 7, D, dtype=torch.float64)
     mem = torch.randn(2, 11, D, dtype=torch.float64)  # L != S
-    M = attn.encoding.max_positions
+    M = attn.position_encoding.max_positions
     for causal, kv in ((False, mem), (True, None), (False, None)):
         src = x if kv is None else kv
         q, k, v = F.relu(_heads(x, attn.q_proj)), F.relu(_heads(src, attn.k_proj)), _heads(src, attn.v_proj)
@@ -47,7 +47,7 @@ def test_cosformer_linear_equals_quadratic_form_bidirectional_cross_and_causal()
             weights = weights.masked_fill(j > i, 0.0)
         assert (weights >= 0).all()  # M >= length: every re-weighting factor lies in (0, 1]
         ref = (weights / weights.sum(-1, keepdim=True).clamp(min=attn.eps)) @ v
-        ref = F.linear(_merge(ref), attn.out_proj.weight, attn.out_proj.bias)
+        ref = F.linear(_merge(ref), attn.o_proj.weight, attn.o_proj.bias)
         out, _ = attn(x, kv, causal=causal)
         assert torch.allclose(out, ref, atol=1e-12), (causal, (out - ref).abs().max())
 
@@ -70,7 +70,7 @@ def test_softmax_and_relative_softmax_match_explicit_scores():
             s = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
             if causal:
                 s = s.masked_fill(torch.ones(6, 6, dtype=torch.bool).triu(1), float("-inf"))
-            ref = F.linear(_merge(s.softmax(-1) @ v), attn.out_proj.weight, attn.out_proj.bias)
+            ref = F.linear(_merge(s.softmax(-1) @ v), attn.o_proj.weight, attn.o_proj.bias)
             out, _ = attn(x, key_padding_mask=mask, causal=causal)
             assert torch.allclose(out, ref, atol=1e-12), (kind, causal)
 
@@ -80,7 +80,7 @@ def test_lrpe_attention_matches_explicit_form_with_layer_norm_and_2d_grid():
         attn = _make("lrpe", lrpe_core="rotation", lrpe_theta_learned=True, lrpe_2d_mode=mode)
         rows, cols = grid_positions(2, 3)
         x = torch.randn(2, 6, D, dtype=torch.float64)
-        enc = attn.encoding
+        enc = attn.position_encoding
 
         def f(t):
             return lrpe_2d(feature_map(t, "1+elu"), rows, cols, core="rotation", mode=mode, p="householder",
@@ -88,8 +88,8 @@ def test_lrpe_attention_matches_explicit_form_with_layer_norm_and_2d_grid():
 
         q, k, v = f(_heads(x, attn.q_proj)), f(_heads(x, attn.k_proj)), _heads(x, attn.v_proj)
         o = (q @ k.transpose(-1, -2)) @ v  # no denominator, no scaling
-        o = F.layer_norm(_merge(o), (H * HD,), attn.norm.weight, attn.norm.bias, attn.norm.eps)
-        ref = F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
+        o = F.layer_norm(_merge(o), (H * HD,), attn.attention_norm.weight, attn.attention_norm.bias, attn.attention_norm.eps)
+        ref = F.linear(o, attn.o_proj.weight, attn.o_proj.bias)
         out, _ = attn(x, grid=(rows, cols))
         assert torch.allclose(out, ref, atol=1e-10), mode
 

@@ -1,4 +1,5 @@
-"""LrpeAttention / PositionEncoding (the layers behind model_type "lrpe") against explicit quadratic forms."""
+"""The language models' attention (``build_lrpe_attention``: the shared LinearAttention / SoftmaxAttention) and the
+position encodings against explicit quadratic forms."""
 
 import math
 from types import SimpleNamespace
@@ -7,10 +8,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lrpe_hf.layers.lrpe_attention import LrpeAttention
 from lrpe_hf.layers.position_encoding import build_position_encoding
 from lrpe_hf.ops import feature_map
+from lrpe_hf.models.lrpe.modeling_lrpe import build_lrpe_attention
 from lrpe_hf.ops.lrpe import permuteformer_permutation
+
+
+def LrpeAttention(cfg, layer_idx=0):
+    return build_lrpe_attention(cfg, layer_idx)
+
+
+def run(layer, x, positions, key_mask=None, causal=True):
+    return layer(x, key_padding_mask=key_mask, positions=positions, causal=causal)[0]
 
 KINDS = [
     ("lrpe", "rotation", "householder"),
@@ -97,7 +106,7 @@ def _explicit(layer, x, positions, mask, causal):
             den = (plain * allowed) if layer.unrotated_denominator else w
             o = o / den.sum(-1, keepdim=True).clamp(min=1e-6)
     o = o.transpose(1, 2).reshape(b, n, cfg_heads * hd)
-    if layer.attention_norm is not None:
+    if getattr(layer, "attention_norm", None) is not None:
         o = layer.attention_norm(o)
     return layer.o_proj(o)
 
@@ -112,7 +121,7 @@ def test_linear_layer_equals_quadratic_form_with_padding(kind, core, p, rope_den
     x = torch.randn(2, 7, 16, dtype=torch.float64)
     mask = torch.tensor([[1] * 7, [0, 0, 1, 1, 1, 1, 1]])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = layer(x, positions, key_mask=mask, causal=causal)
+    out = run(layer, x, positions, key_mask=mask, causal=causal)
     ref = _explicit(layer, x, positions, mask, causal)
     real = mask.bool()
     torch.testing.assert_close(out[real], ref[real], atol=1e-9, rtol=1e-7)
@@ -124,11 +133,11 @@ def test_linear_layer_equals_quadratic_form_with_padding(kind, core, p, rope_den
 def test_softmax_layer_equals_explicit_softmax(kind, core, p, causal):
     torch.manual_seed(0)
     layer = LrpeAttention(config(kind, core, p, attention_type="softmax")).double().eval()
-    assert layer.attention_norm is None
+    assert not hasattr(layer, "attention_norm")
     x = torch.randn(2, 6, 16, dtype=torch.float64)
     mask = torch.tensor([[1] * 6, [0, 1, 1, 1, 1, 1]])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = layer(x, positions, key_mask=mask, causal=causal)
+    out = run(layer, x, positions, key_mask=mask, causal=causal)
     ref = _explicit(layer, x, positions, mask, causal)
     torch.testing.assert_close(out[mask.bool()], ref[mask.bool()], atol=1e-9, rtol=1e-7)
 
@@ -138,9 +147,9 @@ def test_bidirectional_decay_is_symmetric_and_pads_do_not_leak():
     layer = LrpeAttention(config("permuteformer", None, "identity"), layer_idx=0).double().eval()
     x = torch.randn(1, 5, 16, dtype=torch.float64)
     pos = torch.arange(5)[None]
-    full = layer(x, pos, causal=False)
+    full = run(layer, x, pos, causal=False)
     # Appending padded garbage changes nothing for the real tokens.
     xp = torch.cat([x, torch.randn(1, 3, 16, dtype=torch.float64)], 1)
     mask = torch.tensor([[1] * 5 + [0] * 3])
-    padded = layer(xp, torch.arange(8)[None], key_mask=mask, causal=False)
+    padded = run(layer, xp, torch.arange(8)[None], key_mask=mask, causal=False)
     torch.testing.assert_close(padded[:, :5], full, atol=1e-10, rtol=1e-8)

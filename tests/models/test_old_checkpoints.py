@@ -87,3 +87,15 @@ print("ok")
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin"}
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", LOCAL)
+def test_resaved_old_checkpoint_keeps_its_key_names_and_outputs(name, tmp_path):
+    """Renamed attention parameters (``out_proj`` -> ``o_proj``, ...) are a load-time migration, and saving renames
+    them back: the file a user re-saves has the keys it had, so earlier versions of the package still read it."""
+    entry = MANIFEST[name]
+    model = _load(entry, FIXTURES / name)
+    model.save_pretrained(tmp_path / "again")
+    assert set(load_file(str(tmp_path / "again" / "model.safetensors"))) == \
+        set(load_file(str(FIXTURES / name / "model.safetensors")))
+    _check(_load(entry, tmp_path / "again"), FIXTURES / name, entry["greedy"])

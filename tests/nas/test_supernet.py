@@ -1,3 +1,4 @@
+import json
 import random
 
 import pytest
@@ -176,3 +177,32 @@ def test_cost_model_counts_and_latency(supernet):
     assert cost.latency_ms(arch) > 0
     search = EvolutionarySearch(supernet.space, lambda a: 0.0, cost, Constraints(max_latency_ms=1e-9), progress=False)
     assert search.violation(arch).startswith("latency_ms=")
+
+
+def test_format_1_checkpoint_with_the_old_attention_names_loads_with_the_same_outputs(supernet, tmp_path):
+    """Super-networks saved before the one attention module (format 1) named the attention parameters
+    ``out_proj``/``encoding``/``norm``; they load (renamed) with the same outputs. A newer format is refused."""
+    from safetensors.torch import load_file, save_file
+
+    supernet.save_pretrained(tmp_path / "sn")
+    config_path, weights_path = tmp_path / "sn" / "supernet_config.json", tmp_path / "sn" / "supernet.safetensors"
+    old_names = {k.replace("_attn.o_proj.", "_attn.out_proj.").replace("self_attn.position_encoding.",
+                                                                        "self_attn.encoding.")
+                 .replace("self_attn.attention_norm.", "self_attn.norm."): v
+                 for k, v in load_file(str(weights_path)).items()}
+    assert any("out_proj" in k for k in old_names) and any("self_attn.norm." in k for k in old_names)
+    save_file(old_names, str(weights_path))
+    config = json.loads(config_path.read_text())
+    config["format_version"] = 1
+    config_path.write_text(json.dumps(config))
+    old = MixFormerSuperNetwork.from_pretrained(tmp_path / "sn")
+    arch = supernet.space.sample_arch(3)
+    supernet.set_active_arch(arch)
+    old.set_active_arch(arch)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(old.eval()(pixel_values=x).logits, supernet.eval()(pixel_values=x).logits)
+    config["format_version"] = 3
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="format_version 3"):
+        MixFormerSuperNetwork.from_pretrained(tmp_path / "sn")

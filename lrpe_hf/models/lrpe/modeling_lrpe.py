@@ -3,7 +3,7 @@
 ``LrpeModel`` (causal or bidirectional backbone), ``LrpeForCausalLM`` (generation with a recurrent state: memory per
 generated token does not grow with the context), ``LrpeForMaskedLM`` and ``LrpeForSequenceClassification``
 (bidirectional, padding-aware encoders). The attention math lives in ``lrpe_hf.ops``; the layer in
-``lrpe_hf.layers.lrpe_attention``.
+``lrpe_hf.layers.attention`` (the package's one linear and one softmax attention module).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from transformers.modeling_outputs import (
 )
 from transformers.utils import can_return_tuple
 
-from ...layers.lrpe_attention import LrpeAttention
+from ...layers.attention import LinearAttention, SoftmaxAttention
 from ...layers.position_encoding import PositionEncoding, init_position_encoding
-from ..cache_layers import RollbackLinearAttentionLayer, adopt_rollback_layers
+from ..cache_layers import RollbackLinearAttentionLayer, adopt_rollback_layers, layer_past, store_layer_state
 from ..modeling_common import (
     AtomicSaveMixin,
     cache_output,
@@ -95,25 +95,92 @@ class LrpeMLP(nn.Module):
         return self.down_proj(self.dropout(self.act_fn(self.up_proj(x))))
 
 
+def build_lrpe_attention(config: LrpeConfig, layer_idx: int) -> LinearAttention | SoftmaxAttention:
+    """The attention module of one block (fairseq-evo ``LinearKernelAttention`` order; arXiv 2307.09270)::
+
+        q, k, v = projections, split into heads
+        q, k    = phi(q), phi(k)                   (feature map, linear attention only)
+        q, k    = f(q, s), f(k, t)                 (the position encoding at absolute positions)
+        o       = linear_attention(q, k, v)        (no 1/sqrt(d); no denominator for LRPE)
+        o       = LayerNorm(concat heads)          (LRPE) -- baselines divide by the denominator instead
+        o       = o_proj(o)
+
+    The softmax reference applies the same position transform (no feature map) and then scaled dot-product attention,
+    so a softmax model of identical size is one flag away.
+    """
+    head_dim = config.hidden_size // config.num_attention_heads
+    encoding_options = dict(
+        core=config.lrpe_core, p=config.lrpe_p, theta_type=config.lrpe_theta_type,
+        theta_learned=config.lrpe_theta_learned, householder_learned=config.lrpe_householder_learned,
+        max_positions=config.max_position_embeddings, seed=config.lrpe_seed + layer_idx, layer_idx=layer_idx,
+        num_layers=config.num_hidden_layers,
+    )
+    common = dict(qkv_bias=config.attention_bias, out_bias=config.attention_bias, layer_idx=layer_idx,
+                  position_encoding=config.position_encoding, encoding_options=encoding_options)
+    if config.attention_type == "linear":
+        norm = config.resolved_attention_norm
+        attn = LinearAttention(
+            config.hidden_size, config.num_attention_heads, head_dim, feature_map=config.feature_map,
+            normalize=norm, norm_eps=config.layer_norm_eps, chunk_size=config.chunk_size,
+            algorithm=config.attention_algorithm, backend=getattr(config, "linear_attention_backend", "auto"),
+            unrotated_denominator=(norm == "denominator" and config.position_encoding == "rope"
+                                   and getattr(config, "rope_denominator", "unrotated") == "unrotated"),
+            **common,
+        )
+    else:
+        attn = SoftmaxAttention(config.hidden_size, config.num_attention_heads, head_dim,
+                                dropout=config.attention_dropout, **common)
+    # fairseq-evo initialisation, read by _init_weights: q/k/v xavier-uniform with gain 1/sqrt(2), the output
+    # projection xavier-uniform.
+    for proj, gain in ((attn.q_proj, 2**-0.5), (attn.k_proj, 2**-0.5), (attn.v_proj, 2**-0.5), (attn.o_proj, 1.0)):
+        proj.xavier_gain = gain
+    return attn
+
+
 class LrpeBlock(GradientCheckpointingLayer):
-    """Attention + MLP with residuals; pre-norm (LM) or post-norm (RoBERTa-style encoder)."""
+    """Attention + MLP with residuals; pre-norm (LM) or post-norm (RoBERTa-style encoder).
+
+    Between calls, Transformers' ``Cache`` (``DynamicCache(config=...)``, one layer per ``config.layer_types`` entry)
+    carries the recurrent state of linear layers and the growing keys/values of softmax layers; the block moves them
+    in and out of the attention module's state dict (``lrpe_hf.models.cache_layers``).
+    """
 
     def __init__(self, config: LrpeConfig, layer_idx: int):
         super().__init__()
         self.pre_norm = config.pre_norm
-        self.self_attn = LrpeAttention(config, layer_idx)
+        self.self_attn = build_lrpe_attention(config, layer_idx)
         self.mlp = LrpeMLP(config)
         self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
+    def _attend(self, hidden_states, positions, key_mask, cache, causal, documents):
+        """``key_mask (batch, n)`` or ``(batch, past + n)`` (1 = real token) or None."""
+        attn, n = self.self_attn, hidden_states.shape[1]
+        past = None
+        if cache is not None:
+            seen = cache.layers[attn.layer_idx].get_seq_length() if attn.layer_idx < len(cache.layers) else 0
+            full = key_mask if key_mask is not None and key_mask.shape[-1] > n else None
+            if key_mask is not None and full is None and not attn.is_linear and seen:
+                raise ValueError(
+                    f"softmax attention over {seen} cached + {n} new keys needs the attention_mask of the whole "
+                    f"sequence (batch, {seen + n}), got one of length {key_mask.shape[-1]}"
+                )
+            past = layer_past(cache, attn.layer_idx, seen, hidden_states.shape[0], full)
+        out, state = attn(hidden_states, key_padding_mask=None if key_mask is None else key_mask[:, -n:],
+                          positions=positions, causal=causal, past_state=past, use_cache=cache is not None,
+                          documents=documents)
+        if cache is not None:
+            store_layer_state(cache, attn.layer_idx, 0 if past is None or attn.is_linear else past["key"].shape[2],
+                              state)
+        return out
+
     def forward(self, hidden_states, positions, key_mask=None, cache=None, causal=True, documents=None):
-        attn = self.self_attn
         if self.pre_norm:
-            h = attn(self.input_layernorm(hidden_states), positions, key_mask, cache, causal, documents)
+            h = self._attend(self.input_layernorm(hidden_states), positions, key_mask, cache, causal, documents)
             hidden_states = hidden_states + self.dropout(h)
             return hidden_states + self.dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
-        h = attn(hidden_states, positions, key_mask, cache, causal, documents)
+        h = self._attend(hidden_states, positions, key_mask, cache, causal, documents)
         hidden_states = self.input_layernorm(hidden_states + self.dropout(h))
         return self.post_attention_layernorm(hidden_states + self.dropout(self.mlp(hidden_states)))
 
@@ -140,7 +207,7 @@ class LrpePreTrainedModel(AtomicSaveMixin, PreTrainedModel):
             # meta-device loading; random parts are redrawn from the configured seed unless loaded.
             init_position_encoding(module, init)
         elif isinstance(module, nn.Linear):
-            gain = getattr(module, "xavier_gain", None)  # attention projections (set by LrpeAttention)
+            gain = getattr(module, "xavier_gain", None)  # attention projections (set by build_lrpe_attention)
             if gain is not None:
                 init.xavier_uniform_(module.weight, gain=gain)
             else:

@@ -19,8 +19,16 @@ from transformers.utils import can_return_tuple
 
 from ...layers.attention import build_attention, init_attention_weights
 from ...layers.elastic import DropPath, FeedForward, PatchEmbedding, grid_positions
-from ..modeling_common import AtomicSaveMixin, check_pixel_values, refuse_output_attentions, reject_unknown_kwargs
+from ..modeling_common import (
+    AtomicSaveMixin,
+    check_pixel_values,
+    refuse_output_attentions,
+    register_key_migration,
+    reject_unknown_kwargs,
+)
 from .configuration_lrpe_vit import LrpeVitConfig
+
+register_key_migration("lrpe_vit")  # checkpoints keep the attention names of lrpe_hf <= 0.2
 
 
 class LrpeVitEmbeddings(nn.Module):

@@ -35,7 +35,13 @@ from transformers.utils import can_return_tuple
 
 from ...layers.attention import LINEAR_ATTENTION_TYPES, build_attention, init_attention_weights
 from ...layers.elastic import DropPath, FeedForward, PatchEmbedding, sliced_layer_norm
-from ..cache_layers import RollbackLinearAttentionLayer, adopt_rollback_layers
+from ..cache_layers import (
+    RollbackLinearAttentionLayer,
+    adopt_rollback_layers,
+    cached_length,
+    layer_past,
+    store_layer_state,
+)
 from ..modeling_common import (
     CACHE_NAME,
     AtomicSaveMixin,
@@ -44,10 +50,13 @@ from ..modeling_common import (
     refuse_output_attentions,
     prepare_rollback_decoding,
     refuse_packed_batch,
+    register_key_migration,
     reject_unknown_kwargs,
     resolve_cache,
 )
 from .configuration_mixformer import MixFormerConfig
+
+register_key_migration("mixformer")  # checkpoints keep the attention names of lrpe_hf <= 0.2
 
 
 # ------------------------------------------------------------------------------------------------------- cache
@@ -104,44 +113,11 @@ def adopt_generation_cache(cache: EncoderDecoderCache, config: MixFormerConfig) 
     return cache
 
 
-def _decoder_length(cache: Cache) -> int:
-    """Decoder tokens already in the self-attention cache (0 when empty)."""
-    for i, layer in enumerate(cache.layers):
-        if layer.get_seq_length() > 0:
-            return layer.get_seq_length()
-    return 0
-
-
-def _layer_past(self_cache, cross_cache, i, offset, batch, full_mask):
-    """This layer's cached tensors as the attention modules' state dicts (``lrpe_hf.layers.attention``)."""
-    layer = self_cache.layers[i]
-    self_past = None
-    if offset:
-        if hasattr(layer, "recurrent_states"):
-            self_past = {"state": self_cache.get_recurrent_state(i, 0), "seen": offset}
-        else:
-            positions = torch.arange(offset, device=layer.keys.device)[None].expand(batch, offset)
-            self_past = {"key": layer.keys, "value": layer.values, "key_positions": positions}
-            if full_mask is not None:
-                self_past["key_mask"] = full_mask[:, :offset]
-    cross_past = None
+def _cross_past(cross_cache, i):
+    """Layer ``i``'s cached encoder keys/values as a cross-attention state dict, or None."""
     if i < len(cross_cache.layers) and cross_cache.layers[i].get_seq_length() > 0:
-        cross_past = {"cross": True, "key": cross_cache.layers[i].keys, "value": cross_cache.layers[i].values}
-    return self_past, cross_past
-
-
-def _store_layer_state(self_cache, cross_cache, i, offset, n, self_state, cross_state, had_cross):
-    """Write what the layer returned back into Transformers' cache layers (in place for recurrent states)."""
-    layer = self_cache.layers[i]
-    if hasattr(layer, "recurrent_states"):
-        # The window's keys and values go along so the layer can count them and roll the state back.
-        self_cache.update_recurrent_state(self_state["state"], i, 0, **self_state["window"])
-        # Transformers 5.23-5.24 set has_previous_state only in update_conv_state.
-        layer.has_previous_state[0] = True
-    else:
-        self_cache.update(self_state["key"][:, :, offset:], self_state["value"][:, :, offset:], i)
-    if not had_cross:
-        cross_cache.update(cross_state["key"], cross_state["value"], i)
+        return {"cross": True, "key": cross_cache.layers[i].keys, "value": cross_cache.layers[i].values}
+    return None
 
 
 # ------------------------------------------------------------------------------------------------------- layers
@@ -346,7 +322,7 @@ class MixFormerTextDecoder(nn.Module):
             inputs_embeds = self.embed_tokens(input_ids)
         b, n = inputs_embeds.shape[:2]
         self_cache = cache.self_attention_cache if cache is not None else None
-        offset = _decoder_length(self_cache) if cache is not None else 0
+        offset = cached_length(self_cache) if cache is not None else 0
         if offset + n > self.config.max_position_embeddings:
             raise ValueError(f"decoder length {offset + n} exceeds max_position_embeddings="
                              f"{self.config.max_position_embeddings}")
@@ -369,14 +345,16 @@ class MixFormerTextDecoder(nn.Module):
         for i, layer in enumerate(self.layers):
             self_past = cross_past = None
             if cache is not None:
-                self_past, cross_past = _layer_past(self_cache, cache.cross_attention_cache, i, offset, b, full_mask)
+                self_past = layer_past(self_cache, i, offset, b, full_mask)
+                cross_past = _cross_past(cache.cross_attention_cache, i)
             x, (self_state, cross_state) = layer(
                 x, encoder_hidden_states, encoder_key_mask=enc_mask, key_padding_mask=self_mask,
                 positions=positions, past_key_values=(self_past, cross_past), use_cache=cache is not None,
             )
             if cache is not None:
-                _store_layer_state(self_cache, cache.cross_attention_cache, i, offset, n, self_state, cross_state,
-                                   had_cross=cross_past is not None)
+                store_layer_state(self_cache, i, offset, self_state)
+                if cross_past is None:
+                    cache.cross_attention_cache.update(cross_state["key"], cross_state["value"], i)
             if output_hidden_states:
                 all_hidden = all_hidden + (x,)
         return sliced_layer_norm(x, self.layer_norm), all_hidden

@@ -67,9 +67,9 @@ def test_presets_run_and_round_trip(preset, mode, tmp_path):
 def test_random_parts_are_seeded_and_differ_per_layer():
     a = AutoModel.from_config(tiny(lrpe_core="permutation"))
     b = AutoModel.from_config(tiny(lrpe_core="permutation"))
-    e0, e1 = a.layers[0].attention.encoding, a.layers[1].attention.encoding
-    assert torch.equal(e0.permutation, b.layers[0].attention.encoding.permutation)
-    assert torch.equal(e0.householder_v, b.layers[0].attention.encoding.householder_v)
+    e0, e1 = a.layers[0].attention.position_encoding, a.layers[1].attention.position_encoding
+    assert torch.equal(e0.permutation, b.layers[0].attention.position_encoding.permutation)
+    assert torch.equal(e0.householder_v, b.layers[0].attention.position_encoding.householder_v)
     assert not torch.equal(e0.householder_v, e1.householder_v)
     assert not e0.householder_v.requires_grad
 
@@ -80,9 +80,9 @@ def test_fixed_householder_stays_frozen_after_reload(tmp_path):
     again = AutoModel.from_pretrained(tmp_path)
     trainable = [n for n, p in again.named_parameters() if p.requires_grad and "householder" in n]
     assert trainable == []
-    assert torch.equal(again.layers[1].attention.encoding.householder_v, model.layers[1].attention.encoding.householder_v)
+    assert torch.equal(again.layers[1].attention.position_encoding.householder_v, model.layers[1].attention.position_encoding.householder_v)
     learned = AutoModel.from_config(tiny(lrpe_householder_learned=True))
-    assert learned.layers[0].attention.encoding.householder_v.requires_grad
+    assert learned.layers[0].attention.position_encoding.householder_v.requires_grad
 
 
 def test_mean_pooling_without_cls_and_cls_pooling():
