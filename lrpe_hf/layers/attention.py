@@ -186,7 +186,9 @@ class SoftmaxAttention(MultiHeadAttentionBase):
             raise ValueError(f"the {position_encoding!r} position encoding is not defined for softmax attention")
 
     def _relative_bias(self, q, q_pos, k_pos):
-        return None
+        """The encoding's bias on the scores (``relative_key``), or None."""
+        score_bias = getattr(self.position_encoding, "score_bias", None)
+        return None if score_bias is None else score_bias(q, q_pos, k_pos)
 
     def _encode(self, x, positions, grid):
         pe = self.position_encoding
@@ -257,31 +259,6 @@ class SoftmaxAttention(MultiHeadAttentionBase):
         return out, state
 
 
-class RelativeSoftmaxAttention(SoftmaxAttention):
-    """Softmax attention with Shaw-style relative-position *keys* (no relative values).
-
-    ``score_ij = q_i . (k_j + E[clip(pos_j - pos_i, -K, K) + K]) / sqrt(d_h)`` with one learned table
-    ``relative_key_table (2 K + 1, head_dim)`` shared by all heads, ``K = max_relative_length`` (mixFormer: 14).
-    """
-
-    attention_type = "softmax_relative"
-
-    def __init__(self, hidden_size, num_heads, head_dim, *, max_relative_length=14, **kwargs):
-        super().__init__(hidden_size, num_heads, head_dim, **kwargs)
-        if not isinstance(max_relative_length, int) or max_relative_length < 1:
-            raise ValueError(f"max_relative_length must be a positive int, got {max_relative_length!r}")
-        self.max_relative_length = max_relative_length
-        self.relative_key_table = nn.Parameter(torch.empty(2 * max_relative_length + 1, head_dim))
-        nn.init.normal_(self.relative_key_table, std=head_dim**-0.5)
-
-    def _relative_bias(self, q, q_pos, k_pos):
-        kmax = self.max_relative_length
-        rel = (k_pos[:, None, :] - q_pos[:, :, None]).clamp(-kmax, kmax) + kmax  # (b or 1, n, m)
-        logits = torch.matmul(q * self.head_dim**-0.5, self.relative_key_table.to(q.dtype).T)  # (b, h, n, 2K+1)
-        index = rel[:, None].expand(q.shape[0], q.shape[1], -1, -1)
-        return logits.gather(-1, index)
-
-
 # ------------------------------------------------------------------------------------------------ linear types
 class LinearAttention(MultiHeadAttentionBase):
     """Linear attention with any registered position encoding, feature map and normalisation: the one class behind
@@ -322,6 +299,8 @@ class LinearAttention(MultiHeadAttentionBase):
         self.chunk_size, self.algorithm, self.backend = chunk_size, algorithm, backend
         self.position_encoding = build_position_encoding(position_encoding, head_dim, num_heads,
                                                          **(encoding_options or {}))
+        if not self.position_encoding.linear_compatible:
+            raise ValueError(f"the {position_encoding!r} position encoding is not defined for linear attention")
         if unrotated_denominator and self.position_encoding.decay is not None:
             raise ValueError("unrotated_denominator is defined for encodings without a decay")
         self.unrotated_denominator = unrotated_denominator
@@ -440,6 +419,13 @@ def _cosformer(hidden_size, num_heads, head_dim, *, max_positions=512, eps=1e-6,
                            backend=backend, **kwargs)
 
 
+def _softmax_relative(hidden_size, num_heads, head_dim, *, max_relative_length=14, lrpe_seed=0, **kwargs):
+    attn = SoftmaxAttention(hidden_size, num_heads, head_dim, position_encoding="relative_key",
+                            encoding_options={"max_relative_length": max_relative_length, "seed": lrpe_seed}, **kwargs)
+    attn.attention_type = "softmax_relative"
+    return attn
+
+
 def _lrpe(hidden_size, num_heads, head_dim, *, feature_map="1+elu", lrpe_core="unitary", lrpe_p="householder",
           lrpe_theta_learned=False, lrpe_householder_learned=False, lrpe_2d_mode="shared", lrpe_seed=0, norm_eps=1e-5,
           chunk_size=64, algorithm="chunked", backend="auto", **kwargs):
@@ -452,7 +438,7 @@ def _lrpe(hidden_size, num_heads, head_dim, *, feature_map="1+elu", lrpe_core="u
 
 ATTENTION_CLASSES = {
     "softmax": SoftmaxAttention,
-    "softmax_relative": RelativeSoftmaxAttention,
+    "softmax_relative": _softmax_relative,
     "cosformer": _cosformer,
     "lrpe": _lrpe,
 }
@@ -461,7 +447,7 @@ ATTENTION_CLASSES = {
 _LINEAR_OPTIONS = ("chunk_size", "algorithm", "backend")
 _TYPE_OPTIONS = {
     "softmax": (),
-    "softmax_relative": ("max_relative_length",),
+    "softmax_relative": ("max_relative_length", "lrpe_seed"),
     "cosformer": ("max_positions", "eps", *_LINEAR_OPTIONS),
     "lrpe": ("feature_map", "lrpe_core", "lrpe_p", "lrpe_theta_learned", "lrpe_householder_learned",
              "lrpe_2d_mode", "lrpe_seed", "norm_eps", *_LINEAR_OPTIONS),
@@ -492,7 +478,6 @@ __all__ = [
     "LRPE_2D_MODES",
     "MultiHeadAttentionBase",
     "SoftmaxAttention",
-    "RelativeSoftmaxAttention",
     "LinearAttention",
     "ATTENTION_CLASSES",
     "build_attention",
@@ -507,7 +492,5 @@ def init_attention_weights(module: nn.Module, init) -> None:
     skip tensors already loaded from a checkpoint. The position encodings' random parts are rebuilt from their seed,
     so a model built on the meta device gets the same Householder vectors and permutations as one built eagerly.
     """
-    if isinstance(module, RelativeSoftmaxAttention):
-        init.normal_(module.relative_key_table, std=module.head_dim**-0.5)
-    elif isinstance(module, PositionEncoding):
+    if isinstance(module, PositionEncoding):
         init_position_encoding(module, init)

@@ -25,8 +25,9 @@ Adding an encoding is one class and one entry::
         def forward(self, x, positions, grid=None): ...
 
 after which ``LrpeConfig(position_encoding="my_encoding")`` and ``build_position_encoding("my_encoding", ...)`` build
-it. (The relative-key bias of Shaw et al. is part of the softmax module, ``RelativeSoftmaxAttention``: it is a bias on
-the scores, not a transform of q and k.)
+it. An encoding that biases softmax scores instead of transforming q and k (Shaw et al.'s relative keys,
+``relative_key``) leaves ``forward`` as the identity and defines ``score_bias(q, q_positions, k_positions)``; it says
+``linear_compatible = False``.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class PositionEncoding(nn.Module):
     #: a transform of q and k alone, meaningful before softmax attention too (not a decay inside the linear
     #: recurrence, nor a re-weighting that replaces the softmax)
     softmax_compatible = True
+    #: meaningful inside linear attention (an encoding that only biases softmax scores is not)
+    linear_compatible = True
 
     def __init__(self, head_dim: int, num_heads: int = 1):
         super().__init__()
@@ -372,6 +375,39 @@ class LrpeDEncoding(PositionEncoding):
         return lrpe(x, positions, core="unitary", p="identity", theta=self.theta)
 
 
+@register_position_encoding("relative_key")
+class RelativeKeyEncoding(PositionEncoding):
+    """Relative-position keys of Shaw et al. (arXiv 1803.02155), keys only, for softmax attention (mixFormer's
+    ``softmax_relative`` layers): q and k stay as they are and the scores gain
+    ``q_i . E[clip(pos_j - pos_i, -K, K) + K] / sqrt(d_h)`` with one learned table ``relative_key_table
+    (2 K + 1, head_dim)`` shared by the heads, ``K = max_relative_length`` (mixFormer: 14)."""
+
+    linear_compatible = False
+    options = ("max_relative_length", "seed")
+
+    def __init__(self, head_dim, num_heads=1, *, max_relative_length=14, seed=0):
+        super().__init__(head_dim, num_heads)
+        if not isinstance(max_relative_length, int) or isinstance(max_relative_length, bool) or max_relative_length < 1:
+            raise ValueError(f"max_relative_length must be a positive int, got {max_relative_length!r}")
+        self.max_relative_length, self.seed = max_relative_length, seed
+        self.relative_key_table = nn.Parameter(self.initial_tensors()["relative_key_table"])
+
+    def initial_tensors(self):
+        shape = (2 * self.max_relative_length + 1, self.head_dim)
+        return {"relative_key_table": torch.randn(shape, generator=_generator(self.seed)) * self.head_dim**-0.5}
+
+    def score_bias(self, q, q_positions, k_positions):
+        """``(batch, heads, n, m)`` bias for queries ``q (batch, heads, n, head_dim)`` at ``q_positions (b or 1, n)``
+        and keys at ``k_positions (b or 1, m)``."""
+        kmax = self.max_relative_length
+        rel = (k_positions[:, None, :] - q_positions[:, :, None]).clamp(-kmax, kmax) + kmax  # (b or 1, n, m)
+        logits = torch.matmul(q * self.head_dim**-0.5, self.relative_key_table.to(q.dtype).T)  # (b, h, n, 2K+1)
+        return logits.gather(-1, rel[:, None].expand(q.shape[0], q.shape[1], -1, -1))
+
+    def extra_repr(self):
+        return f"head_dim={self.head_dim}, max_relative_length={self.max_relative_length}"
+
+
 def check_lrpe_options(core, p, theta_type="a", theta_learned=False, mode_2d="shared", *, owner="LrpeEncoding",
                        prefix="", combinations=True) -> None:
     """The one validation of LRPE options; configs call it with their own names (``owner="LrpeConfig"``,
@@ -414,6 +450,7 @@ __all__ = [
     "PermuteFormerEncoding",
     "LrpeEncoding",
     "LrpeDEncoding",
+    "RelativeKeyEncoding",
     "build_position_encoding",
     "check_lrpe_options",
     "init_position_encoding",

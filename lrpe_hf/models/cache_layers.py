@@ -167,12 +167,15 @@ def cached_length(cache: Cache) -> int:
     return 0
 
 
-def layer_past(cache: Cache, i: int, offset: int, batch: int, full_mask: torch.Tensor | None = None) -> dict | None:
+def layer_past(cache: Cache, i: int, offset: int, batch: int, full_mask: torch.Tensor | None = None,
+               key_positions: torch.Tensor | None = None) -> dict | None:
     """Layer ``i``'s cached tensors as the state dict the attention modules take (``lrpe_hf.layers.attention``).
 
     ``offset``: the tokens already cached (what a recurrent layer reports as seen; a softmax layer counts its own
     keys); ``full_mask``: the padding mask of the cached and the new tokens
-    ``(batch, offset + n)`` or None (softmax layers need the cached keys' part).
+    ``(batch, offset + n)`` or None (softmax layers need the cached keys' part); ``key_positions``: the positions the
+    cached keys were encoded at, ``(batch, offset)`` or more columns (default ``0 .. offset - 1``; a relative-key bias
+    reads them, so a model whose positions skip padding passes its own).
     """
     if i >= len(cache.layers):
         return None
@@ -184,7 +187,10 @@ def layer_past(cache: Cache, i: int, offset: int, batch: int, full_mask: torch.T
     offset = layer.get_seq_length()
     if not offset:
         return None
-    positions = torch.arange(offset, device=layer.keys.device)[None].expand(batch, offset)
+    if key_positions is None:
+        positions = torch.arange(offset, device=layer.keys.device)[None].expand(batch, offset)
+    else:
+        positions = key_positions[:, :offset].to(layer.keys.device).long().expand(batch, offset)
     past = {"key": layer.keys, "value": layer.values, "key_positions": positions}
     if full_mask is not None:
         if full_mask.shape[-1] <= offset:

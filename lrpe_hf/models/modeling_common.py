@@ -368,8 +368,9 @@ def refuse_packed_batch(owner: str, kwargs: dict) -> None:
 
 # ------------------------------------------------------------------------------------------ checkpoint key names
 #: Attention parameters that moved when the image, seq2seq and language models came to share one attention module
-#: (lrpe_hf 0.3): the image and seq2seq models said ``out_proj``, ``encoding`` and ``norm`` where the language models
-#: (and now every model) say ``o_proj``, ``position_encoding`` and ``attention_norm``. Checkpoints keep the names
+#: (lrpe_hf 0.3): the image and seq2seq models said ``out_proj``, ``encoding``, ``norm`` and ``relative_key_table``
+#: where every model now says ``o_proj``, ``position_encoding``, ``attention_norm`` and
+#: ``position_encoding.relative_key_table``. Checkpoints keep the names
 #: they were saved with: ``from_pretrained`` renames on load and ``save_pretrained`` renames back (Transformers'
 #: checkpoint conversion mapping), so files written by any version load in every other.
 ATTENTION_KEY_RENAMES = {
@@ -382,6 +383,7 @@ ATTENTION_KEY_RENAMES = {
         (r"_attn\.out_proj\.", "_attn.o_proj."),  # self_attn and (seq2seq) encoder_attn
         (r"\.self_attn\.encoding\.", ".self_attn.position_encoding."),
         (r"\.self_attn\.norm\.", ".self_attn.attention_norm."),
+        (r"\.self_attn\.relative_key_table", ".self_attn.position_encoding.relative_key_table"),
     ),
 }
 

@@ -61,9 +61,9 @@ def test_softmax_and_relative_softmax_match_explicit_scores():
         q, k, v = _heads(x, attn.q_proj), _heads(x, attn.k_proj), _heads(x, attn.v_proj)
         scores = q @ k.transpose(-1, -2)
         if kind == "softmax_relative":
-            K = attn.max_relative_length
+            K = attn.position_encoding.max_relative_length
             rel = (torch.arange(6)[None, :] - torch.arange(6)[:, None]).clamp(-K, K) + K
-            table = attn.relative_key_table[rel]  # (n, m, d_h): one table shared by every head
+            table = attn.position_encoding.relative_key_table[rel]  # (n, m, d_h): one table shared by every head
             scores = scores + torch.einsum("bhnd,nmd->bhnm", q, table)
         scores = scores / math.sqrt(HD)
         for causal in (False, True):

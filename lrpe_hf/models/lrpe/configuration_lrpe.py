@@ -275,6 +275,11 @@ class LrpeConfig(PreTrainedConfig):
                 f"LrpeConfig.position_encoding={self.position_encoding!r} is a linear-attention encoding; with "
                 f"attention_type='softmax' choose one of {allowed}"
             )
+        if self.attention_type == "linear" and not REGISTERED_ENCODINGS[self.position_encoding].linear_compatible:
+            raise ValueError(
+                f"LrpeConfig.position_encoding={self.position_encoding!r} biases softmax scores and is not defined for "
+                "linear attention; use it with attention_type='softmax'"
+            )
         needs_even = self.position_encoding == "rope" or (
             self.position_encoding == "lrpe" and self.lrpe_core in ("rotation", "mixed_rotation")
         )

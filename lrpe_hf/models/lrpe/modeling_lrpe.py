@@ -166,7 +166,9 @@ class LrpeBlock(GradientCheckpointingLayer):
                     f"softmax attention over {seen} cached + {n} new keys needs the attention_mask of the whole "
                     f"sequence (batch, {seen + n}), got one of length {key_mask.shape[-1]}"
                 )
-            past = layer_past(cache, attn.layer_idx, seen, hidden_states.shape[0], full)
+            # cached keys sit at the positions the model gave them: real tokens counted, padding skipped
+            key_positions = None if full is None else (full.long().cumsum(-1) - 1).clamp(min=0)
+            past = layer_past(cache, attn.layer_idx, seen, hidden_states.shape[0], full, key_positions)
         out, state = attn(hidden_states, key_padding_mask=None if key_mask is None else key_mask[:, -n:],
                           positions=positions, causal=causal, past_state=past, use_cache=cache is not None,
                           documents=documents)

@@ -53,9 +53,11 @@ def test_greedy_and_beam_cached_equal_uncached(name):
     assert many.shape == (4, 13) and torch.equal(many[::2], beam_c)
 
 
-@pytest.mark.parametrize("name", ["lrpe-unitary-householder", "lrpe-permutation-householder", "lrpe-d", "softmax"])
-def test_left_padded_batch_equals_unpadded_rows(name):
-    model = make(name)
+@pytest.mark.parametrize("name,kw", [("lrpe-unitary-householder", {}), ("lrpe-permutation-householder", {}),
+                                     ("lrpe-d", {}), ("softmax", {}),
+                                     ("softmax", {"position_encoding": "relative_key"})])
+def test_left_padded_batch_equals_unpadded_rows(name, kw):
+    model = make(name, **kw)
     a, b = prompt(1, 7, seed=1), prompt(1, 3, seed=2)
     batch = torch.cat([a, torch.cat([torch.zeros(1, 4, dtype=torch.long), b], 1)])
     mask = (batch != 0).long()
@@ -167,3 +169,26 @@ def test_text_generation_pipeline_with_left_padding():
     single = [pipe(t, **kw)[0]["generated_text"] for t in ("w1 w2 w3 w4", "w5")]
     batched = [r[0]["generated_text"] for r in pipe(["w1 w2 w3 w4", "w5"], batch_size=2, **kw)]
     assert batched == single
+
+
+def test_softmax_with_relative_keys_from_the_registry_generates_the_same_cached_and_uncached():
+    """Any registered encoding that is softmax-compatible serves the LM's softmax reference, here the relative-key
+    bias (mixFormer's): the cache carries the keys' positions, so cached decoding equals recomputation."""
+    model = make("softmax", position_encoding="relative_key")
+    assert model.model.layers[0].self_attn.position_encoding.name == "relative_key"
+    x = prompt()
+    kw = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    assert torch.equal(model.generate(x, use_cache=True, **kw), model.generate(x, use_cache=False, **kw))
+    # Left padding: the cached keys keep the positions the model gave them (real tokens counted), so one cached step
+    # gives the logits of the unpadded row computed from scratch.
+    row = prompt(1, 3, seed=2)
+    padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), row], 1)
+    mask = (padded != 0).long()
+    nxt = torch.tensor([[5]])
+    with torch.no_grad():
+        cache = model(padded, attention_mask=mask, use_cache=True).past_key_values
+        step = model(nxt, attention_mask=torch.cat([mask, torch.ones(1, 1, dtype=torch.long)], 1), cache=cache,
+                     use_cache=True).logits[0, -1]
+        torch.testing.assert_close(step, model(torch.cat([row, nxt], 1)).logits[0, -1], atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="not defined for linear attention"):
+        LrpeConfig.from_preset("lrpe-unitary-householder", size="tiny", position_encoding="relative_key")
