@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..layers.attention import resolve_variant
 from ..models.lrpe_vit import LrpeVitConfig, LrpeVitForImageClassification
 from ..models.mixformer import MixFormerConfig, MixFormerForImageClassification
 from ..cli_flags import ArgumentParser
@@ -38,15 +39,19 @@ def variants():
     v["lrpe_vit rotation (separable)"] = (LrpeVitForImageClassification,
                                           LrpeVitConfig.from_preset("vit-small-lrpe-rotation", **SMALL,
                                                                     lrpe_2d_mode="separable"))
-    for kind in ("softmax", "cosformer"):
-        v[f"lrpe_vit-size {kind} baseline"] = (LrpeVitForImageClassification,
-                                               LrpeVitConfig(**SMALL, attention_type=kind, qkv_bias=False))
+    for kind, encoding in (("softmax", "nope"), ("linear", "cosformer")):
+        name = "softmax" if kind == "softmax" else encoding
+        v[f"lrpe_vit-size {name} baseline"] = (LrpeVitForImageClassification,
+                                               LrpeVitConfig(**SMALL, attention_type=kind, position_encoding=encoding,
+                                                             qkv_bias=False))
     mix = dict(hidden_size=64, num_hidden_layers=4, head_dim=16, image_size=16, patch_size=4, num_channels=1,
                num_labels=10, layer_ffn_dim=[256] * 4, layer_num_heads=[4] * 4)
     for name, layers in (("all softmax", ["softmax"] * 4), ("all softmax_relative", ["softmax_relative"] * 4),
                          ("all cosformer", ["cosformer"] * 4), ("all lrpe", ["lrpe"] * 4),
                          ("mixed cos/soft/cos/soft", ["cosformer", "softmax", "cosformer", "softmax"])):
-        v[f"mixformer {name}"] = (MixFormerForImageClassification, MixFormerConfig(layer_attention=layers, **mix))
+        pairs = [resolve_variant(layer) for layer in layers]
+        v[f"mixformer {name}"] = (MixFormerForImageClassification, MixFormerConfig(
+            layer_attention_type=[t for t, _ in pairs], layer_position_encoding=[e for _, e in pairs], **mix))
     return v
 
 

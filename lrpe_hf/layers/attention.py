@@ -1,22 +1,24 @@
-"""Pluggable multi-head attention: softmax, softmax with relative keys, cosFormer and LRPE linear attention.
+"""The package's attention: one softmax module and one linear-attention module, each taking any registered position
+encoding (``lrpe_hf.layers.position_encoding``).
 
-Four interchangeable modules with one call signature, used by the LRPE ViT (``lrpe_vit``), the mixed-attention
-transformer (``mixformer``) and its weight-sharing super-network (``lrpe_hf.nas``). The maths lives in
-``lrpe_hf.ops`` (``linear_attention``, ``lrpe``/``lrpe_2d``, ``cosformer_reweight``, ``feature_map``) and in torch's
-``scaled_dot_product_attention``; this file only projects, splits heads and routes.
+Every model builds its layers here: the LRPE language models and encoders, the LRPE ViT (``lrpe_vit``), the
+mixed-attention transformer (``mixformer``) and its weight-sharing super-network (``lrpe_hf.nas``). The maths lives
+in ``lrpe_hf.ops`` (``linear_attention``, the encodings' transforms, ``feature_map``) and in torch's
+``scaled_dot_product_attention``; this file projects, splits heads and routes.
 
-Types (``attention_type``; what each one caches for generation in brackets):
+``attention_type`` (what each caches for generation in brackets):
 
-* ``"softmax"``: ``softmax(q k^T / sqrt(d_h)) v`` through torch SDPA [keys and values].
-* ``"softmax_relative"``: Shaw et al. relative-position keys,
-  ``softmax((q k^T + q E[clip(j - i, -K, K)]^T) / sqrt(d_h)) v`` with one table ``E`` of shape ``(2 K + 1, d_h)``
-  shared by the heads, ``K = max_relative_length`` [keys, values and their positions].
-* ``"cosformer"``: ReLU features, cos re-weighting with a *fixed* ``M = max_positions``, row-normalised by
-  ``max(q~ . sum k~, eps)`` [recurrent state ``(2 d_h, d_h + 1)``].
-* ``"lrpe"``: ``1 + elu`` features, LRPE ``f(x, s) = C_s(P x)`` (1-D, or 2-D on an image grid), no denominator,
-  LayerNorm over the concatenated heads [recurrent state ``(d_k', d_h)``].
+* ``"softmax"``: ``softmax(q~ k~^T / sqrt(d_h) + bias) v`` through torch SDPA, q~ and k~ encoded by a
+  softmax-compatible encoding (NoPE, RoPE, LRPE, ...) or a score bias (``relative_key``: Shaw et al.'s relative keys)
+  [keys, values and their positions].
+* ``"linear"``: ``phi`` features, the encoding on q and k (1-D, or 2-D on an image grid), ``linear_attention`` with
+  the encoding's decay, then LayerNorm over the heads (LRPE) or the denominator (cosFormer, RoPE, ...)
+  [recurrent state].
 
-Call signature (all four)::
+The papers' variants are names for pairs (:data:`ATTENTION_VARIANTS`): ``lrpe`` = linear + LRPE, ``cosformer`` =
+linear + cosFormer (ReLU features, fixed ``M = max_positions``), ``softmax_relative`` = softmax + relative keys.
+
+Call signature (both modules)::
 
     out, state = attn(hidden_states, key_value_states=None, *, key_padding_mask=None, positions=None, grid=None,
                       causal=False, past_state=None, use_cache=False, num_heads=None)
@@ -50,14 +52,14 @@ from ..ops import feature_map, linear_attention
 from .elastic import sliced_layer_norm, sliced_linear
 from .position_encoding import (
     LRPE_2D_MODES,
+    POSITION_ENCODINGS,
     NoPositionEncoding,
     PositionEncoding,
     build_position_encoding,
     init_position_encoding,
 )
 
-ATTENTION_TYPES = ("softmax", "softmax_relative", "cosformer", "lrpe")
-LINEAR_ATTENTION_TYPES = ("cosformer", "lrpe")
+ATTENTION_TYPES = ("softmax", "linear")
 
 
 def _normalise_positions(positions, n, offset, batch, device):
@@ -283,8 +285,9 @@ class LinearAttention(MultiHeadAttentionBase):
     """
 
     is_linear = True
+    attention_type = "linear"
 
-    def __init__(self, hidden_size, num_heads, head_dim, *, attention_type="linear", position_encoding="lrpe",
+    def __init__(self, hidden_size, num_heads, head_dim, *, position_encoding="lrpe",
                  encoding_options=None, feature_map="1+elu", normalize="layernorm", eps=1e-6, norm_eps=1e-5,
                  chunk_size=64, algorithm="chunked", backend="auto", unrotated_denominator=False, **kwargs):
         super().__init__(hidden_size, num_heads, head_dim, **kwargs)
@@ -292,7 +295,6 @@ class LinearAttention(MultiHeadAttentionBase):
             raise ValueError(f"normalize must be 'layernorm', 'denominator' or 'none', got {normalize!r}")
         if unrotated_denominator and normalize != "denominator":
             raise ValueError("unrotated_denominator needs normalize='denominator'")
-        self.attention_type = attention_type
         self.feature_map = feature_map
         self.normalize = "denominator" if normalize == "denominator" else None
         self.eps = eps
@@ -411,76 +413,112 @@ class LinearAttention(MultiHeadAttentionBase):
                 f"position_encoding={self.position_encoding.name!r}")
 
 
-def _cosformer(hidden_size, num_heads, head_dim, *, max_positions=512, eps=1e-6, chunk_size=64,
-               algorithm="chunked", backend="auto", **kwargs):
-    return LinearAttention(hidden_size, num_heads, head_dim, attention_type="cosformer", position_encoding="cosformer",
-                           encoding_options={"max_positions": max_positions}, feature_map="relu",
-                           normalize="denominator", eps=eps, chunk_size=chunk_size, algorithm=algorithm,
-                           backend=backend, **kwargs)
-
-
-def _softmax_relative(hidden_size, num_heads, head_dim, *, max_relative_length=14, lrpe_seed=0, **kwargs):
-    attn = SoftmaxAttention(hidden_size, num_heads, head_dim, position_encoding="relative_key",
-                            encoding_options={"max_relative_length": max_relative_length, "seed": lrpe_seed}, **kwargs)
-    attn.attention_type = "softmax_relative"
-    return attn
-
-
-def _lrpe(hidden_size, num_heads, head_dim, *, feature_map="1+elu", lrpe_core="unitary", lrpe_p="householder",
-          lrpe_theta_learned=False, lrpe_householder_learned=False, lrpe_2d_mode="shared", lrpe_seed=0, norm_eps=1e-5,
-          chunk_size=64, algorithm="chunked", backend="auto", **kwargs):
-    options = dict(core=lrpe_core, p=lrpe_p, theta_learned=lrpe_theta_learned,
-                   householder_learned=lrpe_householder_learned, mode_2d=lrpe_2d_mode, seed=lrpe_seed)
-    return LinearAttention(hidden_size, num_heads, head_dim, attention_type="lrpe", position_encoding="lrpe",
-                           encoding_options=options, feature_map=feature_map, normalize="layernorm",
-                           norm_eps=norm_eps, chunk_size=chunk_size, algorithm=algorithm, backend=backend, **kwargs)
-
-
-ATTENTION_CLASSES = {
-    "softmax": SoftmaxAttention,
-    "softmax_relative": _softmax_relative,
-    "cosformer": _cosformer,
-    "lrpe": _lrpe,
+#: The attention variants by their papers' names: mixFormer's per-layer candidates and the NAS search spaces'
+#: operations, and the values ``attention_type``/``layer_attention`` took in configs saved by lrpe_hf <= 0.2. Each is
+#: one attention type and one registered position encoding.
+ATTENTION_VARIANTS = {
+    "softmax": ("softmax", "nope"),
+    "softmax_relative": ("softmax", "relative_key"),
+    "cosformer": ("linear", "cosformer"),
+    "lrpe": ("linear", "lrpe"),
 }
 
-# Options each type understands beyond the common ones (so one config can build any type).
-_LINEAR_OPTIONS = ("chunk_size", "algorithm", "backend")
-_TYPE_OPTIONS = {
-    "softmax": (),
-    "softmax_relative": ("max_relative_length", "lrpe_seed"),
-    "cosformer": ("max_positions", "eps", *_LINEAR_OPTIONS),
-    "lrpe": ("feature_map", "lrpe_core", "lrpe_p", "lrpe_theta_learned", "lrpe_householder_learned",
-             "lrpe_2d_mode", "lrpe_seed", "norm_eps", *_LINEAR_OPTIONS),
-}
+
+def resolve_variant(name: str, owner: str = "attention variant") -> tuple[str, str]:
+    """``(attention_type, position_encoding)`` of a variant name (``"lrpe"`` -> ``("linear", "lrpe")``)."""
+    if name not in ATTENTION_VARIANTS:
+        raise ValueError(f"{owner}={name!r} is not an attention variant; choose from {tuple(ATTENTION_VARIANTS)}")
+    return ATTENTION_VARIANTS[name]
+
+
+def variant_name(attention_type: str, position_encoding: str) -> str | None:
+    """The variant name of ``(attention_type, position_encoding)``, or None when it has none."""
+    for name, pair in ATTENTION_VARIANTS.items():
+        if pair == (attention_type, position_encoding):
+            return name
+    return None
+
+
+def check_attention_pair(attention_type, position_encoding, *, type_field="attention_type",
+                         encoding_field="position_encoding") -> None:
+    """The one check that an attention type and a registered encoding go together (configs call it with their own
+    field names, so the error names what the user wrote)."""
+    if attention_type not in ATTENTION_TYPES:
+        raise ValueError(f"{type_field}={attention_type!r} is not an attention type; choose one of {ATTENTION_TYPES}")
+    if position_encoding not in POSITION_ENCODINGS:
+        raise ValueError(f"{encoding_field}={position_encoding!r} is not registered; choose one of "
+                         f"{tuple(POSITION_ENCODINGS)}")
+    def fits(cls):
+        return cls.softmax_compatible if attention_type == "softmax" else cls.linear_compatible
+
+    if not fits(POSITION_ENCODINGS[position_encoding]):
+        allowed = tuple(name for name, cls in POSITION_ENCODINGS.items() if fits(cls))
+        raise ValueError(f"{encoding_field}={position_encoding!r} is not defined for {attention_type} attention; "
+                         f"with {type_field}={attention_type!r} choose one of {allowed}")
+
+
+def default_position_encoding(attention_type: str) -> str:
+    """What a layer of ``attention_type`` uses when the config names no encoding: LRPE for linear attention, none
+    for softmax attention."""
+    return "lrpe" if attention_type == "linear" else "nope"
+
+
+def default_feature_map(position_encoding: str) -> str:
+    """The feature map of the encoding's paper: ReLU for cosFormer, ``1 + elu`` otherwise."""
+    return "relu" if position_encoding == "cosformer" else "1+elu"
+
+
+def default_attention_norm(position_encoding: str) -> str:
+    """The normalisation of the encoding's paper: LayerNorm over the heads for the LRPE family (no denominator), the
+    denominator for the baselines."""
+    return "layernorm" if position_encoding in ("lrpe", "lrpe_d") else "denominator"
 
 
 def build_attention(attention_type: str, hidden_size: int, num_heads: int, head_dim: int, *,
-                    kv_hidden_size=None, qkv_bias=True, dropout=0.0, **options) -> MultiHeadAttentionBase:
-    """Build one attention module; ``options`` may hold every type's extras, each type takes what it uses.
+                    position_encoding: str | None = None, encoding_options: dict | None = None,
+                    feature_map: str | None = None, attention_norm: str | None = None, eps: float = 1e-6,
+                    norm_eps: float = 1e-5, chunk_size: int = 64, algorithm: str = "chunked", backend: str = "auto",
+                    kv_hidden_size=None, qkv_bias=True, out_bias=True, dropout=0.0,
+                    layer_idx: int = 0) -> MultiHeadAttentionBase:
+    """One attention module: ``attention_type`` ``"softmax"`` or ``"linear"`` and a registered
+    ``position_encoding`` (default :func:`default_position_encoding`).
 
-    Type extras: ``max_relative_length`` (softmax_relative); ``max_positions``, ``eps`` (cosformer, given as
-    ``cosformer_eps`` too); ``feature_map``, ``lrpe_*``, ``norm_eps`` (lrpe); ``chunk_size``, ``algorithm``,
-    ``backend`` (both linear types).
+    ``encoding_options`` may hold every encoding's options, each encoding takes its own (``core``, ``p``, ``seed``,
+    ``max_positions``, ``max_relative_length``, ...). Linear attention: ``feature_map`` and ``attention_norm``
+    default to the encoding's paper (:func:`default_feature_map`, :func:`default_attention_norm`); ``eps`` clamps
+    the denominator, ``norm_eps`` is the LayerNorm's; ``chunk_size``, ``algorithm`` and ``backend`` choose how
+    ``lrpe_hf.ops.linear_attention`` runs. ``dropout`` is the softmax attention-probability dropout.
     """
-    if attention_type not in ATTENTION_CLASSES:
-        raise ValueError(f"attention type {attention_type!r} is not supported; choose one of {ATTENTION_TYPES}")
-    if "cosformer_eps" in options:
-        options.setdefault("eps", options.pop("cosformer_eps"))
-    extras = {key: options[key] for key in _TYPE_OPTIONS[attention_type] if key in options}
-    build = ATTENTION_CLASSES[attention_type]
-    return build(hidden_size, num_heads, head_dim, kv_hidden_size=kv_hidden_size, qkv_bias=qkv_bias,
-                 dropout=dropout if attention_type in ("softmax", "softmax_relative") else 0.0, **extras)
+    if attention_type not in ATTENTION_TYPES:
+        raise ValueError(f"attention_type={attention_type!r} is not supported; choose one of {ATTENTION_TYPES}")
+    encoding = position_encoding or default_position_encoding(attention_type)
+    common = dict(kv_hidden_size=kv_hidden_size, qkv_bias=qkv_bias, out_bias=out_bias, layer_idx=layer_idx,
+                  position_encoding=encoding, encoding_options=encoding_options)
+    if attention_type == "softmax":
+        attn = SoftmaxAttention(hidden_size, num_heads, head_dim, dropout=dropout, **common)
+    else:
+        attn = LinearAttention(hidden_size, num_heads, head_dim,
+                               feature_map=feature_map or default_feature_map(encoding),
+                               normalize=attention_norm or default_attention_norm(encoding), eps=eps,
+                               norm_eps=norm_eps, chunk_size=chunk_size, algorithm=algorithm, backend=backend,
+                               **common)
+    return attn
 
 
 __all__ = [
     "ATTENTION_TYPES",
-    "LINEAR_ATTENTION_TYPES",
+    "ATTENTION_VARIANTS",
     "LRPE_2D_MODES",
     "MultiHeadAttentionBase",
     "SoftmaxAttention",
     "LinearAttention",
-    "ATTENTION_CLASSES",
     "build_attention",
+    "check_attention_pair",
+    "default_attention_norm",
+    "default_feature_map",
+    "default_position_encoding",
+    "resolve_variant",
+    "variant_name",
     "init_attention_weights",
 ]
 

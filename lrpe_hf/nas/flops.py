@@ -50,7 +50,8 @@ def attention_core_flops(attention_type: str, n: int, m: int, num_heads: int, he
     if attention_type == "lrpe":
         dk = lrpe_output_dim(config.lrpe_core, config.lrpe_p, dh)
         return h * _linear_attention_flops(n, m, dk, dh, causal)
-    raise ValueError(f"unknown attention type {attention_type!r}")
+    raise ValueError(f"no FLOP count for the attention variant {attention_type!r} (counted: softmax, softmax_relative, "
+                     "cosformer, lrpe)")
 
 
 def attention_layer_flops(attention_type, n, m, d, num_heads, head_dim, config, causal, kv_width=None) -> int:
@@ -66,8 +67,9 @@ def ffn_flops(n: int, d: int, ffn_dim: int) -> int:
 
 def encoder_flops(config, n: int) -> int:
     d, total = config.hidden_size, 0
+    kinds = config.layer_variants()
     for i in range(config.num_hidden_layers):
-        kind = config.layer_attention[i]
+        kind = kinds[i]
         causal = kind == "cosformer" and config.cosformer_causal
         total += attention_layer_flops(kind, n, n, d, config.layer_num_heads[i], config.head_dim, config, causal)
         total += ffn_flops(n, d, config.layer_ffn_dim[i])
@@ -91,7 +93,7 @@ def seq2seq_flops(config, source_length: int = 30, target_length: int = 30, incl
     d = config.hidden_size
     total = encoder_flops(config, source_length)
     for i in range(config.decoder_layers):
-        total += attention_layer_flops(config.decoder_layer_attention[i], target_length, target_length, d,
+        total += attention_layer_flops(config.layer_variants(decoder=True)[i], target_length, target_length, d,
                                        config.decoder_layer_num_heads[i], config.head_dim, config, causal=True)
         total += attention_layer_flops("softmax", target_length, source_length, d,
                                        config.decoder_layer_cross_num_heads[i], config.head_dim, config, causal=False)

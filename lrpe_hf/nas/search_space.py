@@ -30,7 +30,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-ATTENTION_TYPES = ("softmax", "softmax_relative", "cosformer", "lrpe")
+from ..layers.attention import ATTENTION_VARIANTS
+
+#: The attention operations a search space chooses from: the papers' variants (an attention type and an encoding each)
+ATTENTION_TYPES = tuple(ATTENTION_VARIANTS)
 TASKS = ("image-classification", "translation")
 
 

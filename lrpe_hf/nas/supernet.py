@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .search_space import Arch, SearchSpace, get_search_space
+from ..layers.attention import ATTENTION_VARIANTS, resolve_variant
 from ..models.modeling_common import migrate_state_dict
 
 SUPERNET_CONFIG_NAME = "supernet_config.json"
@@ -45,8 +46,9 @@ SUPERNET_FORMAT_VERSION = 2  # 2: attention keys o_proj/position_encoding/attent
 
 # Config fields owned by the search space (set per architecture), never by the fixed model settings.
 ARCH_FIELDS = (
-    "hidden_size", "num_hidden_layers", "layer_attention", "layer_ffn_dim", "layer_num_heads", "head_dim",
-    "decoder_layers", "decoder_layer_attention", "decoder_layer_ffn_dim", "decoder_layer_num_heads",
+    "hidden_size", "num_hidden_layers", "layer_attention_type", "layer_position_encoding", "layer_ffn_dim",
+    "layer_num_heads", "head_dim", "decoder_layers", "decoder_layer_attention_type",
+    "decoder_layer_position_encoding", "decoder_layer_ffn_dim", "decoder_layer_num_heads",
     "decoder_layer_cross_num_heads", "is_encoder_decoder",
 )
 
@@ -65,7 +67,8 @@ def arch_to_config(arch: Arch, space: SearchSpace, **model_kwargs):
     kwargs = dict(
         hidden_size=arch.embed_dim,
         num_hidden_layers=enc.depth,
-        layer_attention=list(enc.attention_types),
+        layer_attention_type=[resolve_variant(a)[0] for a in enc.attention_types],
+        layer_position_encoding=[resolve_variant(a)[1] for a in enc.attention_types],
         layer_ffn_dim=list(enc.ffn_dims),
         layer_num_heads=list(enc.num_heads),
         head_dim=space.head_dim,
@@ -75,12 +78,22 @@ def arch_to_config(arch: Arch, space: SearchSpace, **model_kwargs):
         dec = arch.decoder
         kwargs.update(
             decoder_layers=dec.depth,
-            decoder_layer_attention=list(dec.attention_types),
+            decoder_layer_attention_type=[resolve_variant(a)[0] for a in dec.attention_types],
+            decoder_layer_position_encoding=[resolve_variant(a)[1] for a in dec.attention_types],
             decoder_layer_ffn_dim=list(dec.ffn_dims),
             decoder_layer_num_heads=list(dec.num_heads),
             decoder_layer_cross_num_heads=list(dec.num_heads),
         )
     return AutoConfig.for_model("mixformer", **kwargs, **model_kwargs)
+
+
+def _variants(names, types, encodings) -> list[str]:
+    """The search-space operation of every layer (a pair of attention type and encoding no space names is refused)."""
+    for i, name in enumerate(names):
+        if name is None:
+            raise ValueError(f"layer {i}: attention_type={types[i]!r} with position_encoding={encodings[i]!r} is no "
+                             f"operation of a search space (they are {tuple(ATTENTION_VARIANTS)})")
+    return list(names)
 
 
 def config_to_arch(config, space: SearchSpace) -> Arch:
@@ -89,13 +102,15 @@ def config_to_arch(config, space: SearchSpace) -> Arch:
 
     if config.head_dim != space.head_dim:
         raise ValueError(f"head_dim={config.head_dim} differs from the search space's head_dim={space.head_dim}")
-    enc = LayerStack(config.num_hidden_layers, config.layer_ffn_dim, config.layer_num_heads, config.layer_attention)
+    enc = LayerStack(config.num_hidden_layers, config.layer_ffn_dim, config.layer_num_heads,
+                     _variants(config.layer_variants(), config.layer_attention_type, config.layer_position_encoding))
     dec = None
     if getattr(config, "is_encoder_decoder", False):
         if list(config.decoder_layer_cross_num_heads) != list(config.decoder_layer_num_heads):
             raise ValueError("the search space ties cross-attention heads to decoder self-attention heads")
         dec = LayerStack(config.decoder_layers, config.decoder_layer_ffn_dim, config.decoder_layer_num_heads,
-                         config.decoder_layer_attention)
+                         _variants(config.layer_variants(decoder=True), config.decoder_layer_attention_type,
+                                   config.decoder_layer_position_encoding))
     return space.validate_arch(Arch(config.hidden_size, enc, dec))
 
 
@@ -120,10 +135,11 @@ def _build(config, init: bool = True):
 
 
 def _attention_paths(model) -> dict[str, str]:
-    """Module path -> attention type of every attention module of a model."""
-    from ..layers.attention import MultiHeadAttentionBase
+    """Module path -> attention variant (``"lrpe"``, ``"softmax"``, ...) of every attention module of a model."""
+    from ..layers.attention import MultiHeadAttentionBase, variant_name
 
-    return {name: m.attention_type for name, m in model.named_modules() if isinstance(m, MultiHeadAttentionBase)}
+    return {name: variant_name(m.attention_type, m.position_encoding.name)
+            for name, m in model.named_modules() if isinstance(m, MultiHeadAttentionBase)}
 
 
 def _state_entries(model):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lrpe_hf.layers.attention import ATTENTION_TYPES, build_attention
+from lrpe_hf.layers.attention import ATTENTION_VARIANTS, build_attention, resolve_variant
 from lrpe_hf.layers.position_encoding import LrpeEncoding
 from lrpe_hf.layers.elastic import DropPath, FeedForward, PatchEmbedding, grid_positions, sliced_layer_norm
 from lrpe_hf.ops import feature_map, lrpe_2d
@@ -14,11 +14,19 @@ from lrpe_hf.ops import feature_map, lrpe_2d
 D, H, HD = 24, 3, 8
 
 
+def _build(kind, hidden=D, heads=H, lrpe_core="unitary", lrpe_p="householder", lrpe_theta_learned=False,
+           lrpe_2d_mode="shared", max_relative_length=3, max_positions=32):
+    """A paper's variant (``"lrpe"``, ``"cosformer"``, ...) through the one builder: its attention type and
+    encoding."""
+    attention_type, encoding = resolve_variant(kind)
+    options = dict(core=lrpe_core, p=lrpe_p, theta_learned=lrpe_theta_learned, mode_2d=lrpe_2d_mode,
+                   max_relative_length=max_relative_length, max_positions=max_positions)
+    return build_attention(attention_type, hidden, heads, HD, position_encoding=encoding, encoding_options=options)
+
+
 def _make(kind, **kw):
     torch.manual_seed(0)
-    opts = dict(max_relative_length=3, max_positions=32, lrpe_p="householder")
-    opts.update(kw)
-    return build_attention(kind, D, H, HD, **opts).double().eval()
+    return _build(kind, **kw).double().eval()
 
 
 def _heads(x, lin, h=H):
@@ -109,7 +117,7 @@ def test_lrpe_2d_shared_mode_sees_only_row_plus_column_offsets():
 
 
 # ------------------------------------------------------------------------------------------- caching and padding
-@pytest.mark.parametrize("kind", ATTENTION_TYPES)
+@pytest.mark.parametrize("kind", tuple(ATTENTION_VARIANTS))
 def test_prefill_then_cached_steps_equal_full_causal_forward(kind):
     attn = _make(kind)
     x = torch.randn(2, 9, D, dtype=torch.float64)
@@ -122,7 +130,7 @@ def test_prefill_then_cached_steps_equal_full_causal_forward(kind):
     assert torch.allclose(torch.cat(outs, 1), full, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ATTENTION_TYPES)
+@pytest.mark.parametrize("kind", tuple(ATTENTION_VARIANTS))
 def test_padded_keys_are_ignored(kind):
     attn = _make(kind)
     x = torch.randn(2, 8, D, dtype=torch.float64)
@@ -135,10 +143,10 @@ def test_padded_keys_are_ignored(kind):
 
 
 # ------------------------------------------------------------------------------------------- slicing for the super-net
-@pytest.mark.parametrize("kind", ATTENTION_TYPES)
+@pytest.mark.parametrize("kind", tuple(ATTENTION_VARIANTS))
 def test_sliced_forward_equals_a_small_module_with_copied_prefix_weights(kind):
     big = _make(kind)
-    small = build_attention(kind, 16, 2, HD, max_relative_length=3, max_positions=32, lrpe_p="householder").double()
+    small = _build(kind, hidden=16, heads=2).double()
     small.load_state_dict({name: t[tuple(slice(0, s) for s in small.state_dict()[name].shape)]
                            for name, t in big.state_dict().items()})
     x = torch.randn(2, 6, 16, dtype=torch.float64)
@@ -167,8 +175,12 @@ def test_elastic_blocks_slice_prefixes():
 
 # ------------------------------------------------------------------------------------------- bad input
 def test_bad_input_errors():
-    with pytest.raises(ValueError, match="attention type 'flash'"):
+    with pytest.raises(ValueError, match="attention_type='flash'"):
         build_attention("flash", D, H, HD)
+    with pytest.raises(ValueError, match="'relative_key' position encoding is not defined for linear attention"):
+        build_attention("linear", D, H, HD, position_encoding="relative_key")
+    with pytest.raises(ValueError, match="'cosformer' position encoding is not defined for softmax attention"):
+        build_attention("softmax", D, H, HD, position_encoding="cosformer")
     attn = _make("softmax")
     with pytest.raises(ValueError, match="num_heads=4"):
         attn(torch.randn(1, 3, D, dtype=torch.float64), num_heads=4)
@@ -176,7 +188,7 @@ def test_bad_input_errors():
         attn(torch.randn(1, 3, D + 1, dtype=torch.float64))
     with pytest.raises(ValueError, match="key_padding_mask"):
         attn(torch.randn(1, 3, D, dtype=torch.float64), key_padding_mask=torch.ones(1, 4))
-    cos = build_attention("cosformer", D, H, HD, max_positions=4).double()
+    cos = _build("cosformer", max_positions=4).double()
     with pytest.raises(ValueError, match="max_positions"):
         cos(torch.randn(1, 6, D, dtype=torch.float64))
     with pytest.raises(ValueError, match="separable"):

@@ -35,7 +35,7 @@ def test_slice_equals_exported_standalone_model(supernet):
             want = model(pixel_values=x).logits
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
         assert isinstance(model, lrpe_hf.MixFormerForImageClassification)
-        assert model.config.layer_attention == list(arch.encoder.attention_types)
+        assert model.config.layer_variants() == list(arch.encoder.attention_types)
         # Exact parameter count of the slice == the standalone model's count.
         sliced = supernet.sliced_state(arch)
         n_slice = sum(t.numel() for name, t in sliced.items() if name in dict(model.named_parameters()))
@@ -160,7 +160,7 @@ def test_translation_supernet_slices_equal_exported_seq2seq_models():
             torch.testing.assert_close(sn(input_ids=ids, labels=labels).logits, model(input_ids=ids, labels=labels).logits,
                                        atol=1e-6, rtol=0)
         assert sn.num_parameters(arch) == model.num_parameters()
-        assert model.config.decoder_layer_attention == list(arch.decoder.attention_types)
+        assert model.config.layer_variants(decoder=True) == list(arch.decoder.attention_types)
     assert isinstance(model, AutoModelForSeq2SeqLM._model_mapping[type(model.config)])
     assert model.generate(ids, max_new_tokens=3, num_beams=2).shape[0] == 2
 

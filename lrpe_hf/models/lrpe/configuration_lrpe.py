@@ -9,6 +9,7 @@ from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
 from ..checkpoint import VERSION_KEY, check_architectures
+from ...layers.attention import ATTENTION_TYPES, check_attention_pair, default_attention_norm
 from ...layers.position_encoding import LRPE_MODEL_CORES, check_lrpe_options
 from ...layers.position_encoding import POSITION_ENCODINGS as REGISTERED_ENCODINGS
 from ...ops.feature_maps import FEATURE_MAPS
@@ -19,7 +20,6 @@ from ...ops.lrpe import LRPE_P_MATRICES, THETA_TYPES
 # validation reads the live registry, so an encoding registered later is accepted too.
 POSITION_ENCODINGS = tuple(REGISTERED_ENCODINGS)
 LRPE_CORES = LRPE_MODEL_CORES
-ATTENTION_TYPES = ("linear", "softmax")
 ATTENTION_NORMS = ("layernorm", "denominator", "none")
 ROPE_DENOMINATORS = ("unrotated", "rotated")
 ABSOLUTE_POSITION_EMBEDDINGS = ("none", "sinusoidal", "learned")
@@ -269,17 +269,8 @@ class LrpeConfig(PreTrainedConfig):
                 f"num_attention_heads={self.num_attention_heads}"
             )
         head_dim = self.head_dim
-        if self.attention_type == "softmax" and not REGISTERED_ENCODINGS[self.position_encoding].softmax_compatible:
-            allowed = tuple(name for name, cls in REGISTERED_ENCODINGS.items() if cls.softmax_compatible)
-            raise ValueError(
-                f"LrpeConfig.position_encoding={self.position_encoding!r} is a linear-attention encoding; with "
-                f"attention_type='softmax' choose one of {allowed}"
-            )
-        if self.attention_type == "linear" and not REGISTERED_ENCODINGS[self.position_encoding].linear_compatible:
-            raise ValueError(
-                f"LrpeConfig.position_encoding={self.position_encoding!r} biases softmax scores and is not defined for "
-                "linear attention; use it with attention_type='softmax'"
-            )
+        check_attention_pair(self.attention_type, self.position_encoding, type_field="LrpeConfig.attention_type",
+                             encoding_field="LrpeConfig.position_encoding")
         needs_even = self.position_encoding == "rope" or (
             self.position_encoding == "lrpe" and self.lrpe_core in ("rotation", "mixed_rotation")
         )
@@ -317,7 +308,7 @@ class LrpeConfig(PreTrainedConfig):
         """The normalisation actually used by linear attention (``attention_norm`` with ``None`` resolved)."""
         if self.attention_norm is not None:
             return self.attention_norm
-        return "layernorm" if self.position_encoding in ("lrpe", "lrpe_d") else "denominator"
+        return default_attention_norm(self.position_encoding)
 
     # -- presets ----------------------------------------------------------------------------------------------
     @classmethod

@@ -6,7 +6,13 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from ..checkpoint import check_architectures
-from ...layers.attention import ATTENTION_TYPES
+from ...layers.attention import (
+    ATTENTION_TYPES,
+    ATTENTION_VARIANTS,
+    check_attention_pair,
+    default_feature_map,
+    default_position_encoding,
+)
 from ...layers.position_encoding import check_lrpe_options
 from ...ops import FEATURE_MAPS
 from ...ops.linear_attention import check_linear_attention_options
@@ -14,12 +20,12 @@ from ...ops.linear_attention import check_linear_attention_options
 POOLING_CHOICES = ("mean", "cls")
 ACTIVATIONS = ("gelu", "relu", "silu")
 
-# The paper's ViT-small (arXiv 2307.09270, image classification): patch 16, width 384, depth 12, 6 heads of 64, MLP 4x, 1+elu,
-# pre-norm, learned APE, mean pooling without CLS, qkv without bias, drop-path 0.1 (DeiT recipe).
+# The paper's ViT-small (arXiv 2307.09270, image classification): patch 16, width 384, depth 12, 6 heads of 64,
+# MLP 4x, 1+elu, pre-norm, learned APE, mean pooling without CLS, qkv without bias, drop-path 0.1 (DeiT recipe).
 _VIT_SMALL = dict(
     image_size=224, patch_size=16, hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4.0,
     feature_map="1+elu", pooling="mean", use_absolute_position_embeddings=True, qkv_bias=False,
-    drop_path_rate=0.1, attention_type="lrpe", lrpe_2d_mode="shared",
+    drop_path_rate=0.1, attention_type="linear", position_encoding="lrpe", lrpe_2d_mode="shared",
 )
 # The four final LRPE configurations (fairseq-evo "icml" group, arch names linear_vit_small_l_*), all with a fixed
 # Householder P.
@@ -45,9 +51,12 @@ class LrpeVitConfig(PretrainedConfig):
         image_size, patch_size, num_channels: input geometry (tokens: ``(image_size / patch_size) ** 2``).
         hidden_size, num_hidden_layers, num_attention_heads: width, depth, heads (``head_dim = hidden / heads``).
         mlp_ratio, hidden_act: MLP width ``mlp_ratio * hidden_size`` and activation (GELU).
-        attention_type: ``"lrpe"`` (default) or a baseline of the same size from
-            ``lrpe_hf.layers.attention.ATTENTION_TYPES`` (``"softmax"``, ``"softmax_relative"``, ``"cosformer"``).
-        feature_map: phi of the LRPE attention (``"1+elu"``).
+        attention_type: ``"linear"`` (default) or ``"softmax"`` (a like-for-like baseline of the same size).
+        position_encoding: a registered encoding (``lrpe_hf.layers.position_encoding``; default ``"lrpe"`` for
+            linear attention, ``"nope"`` for softmax; e.g. ``"cosformer"``, ``"rope"``, ``"relative_key"``). Configs
+            saved by lrpe_hf <= 0.2 said ``attention_type="lrpe"``/``"cosformer"``/``"softmax_relative"``; those
+            load as the same pair.
+        feature_map: phi of linear attention (default: the encoding's paper, ReLU for cosFormer, else ``1 + elu``).
         lrpe_core, lrpe_p, lrpe_theta_learned, lrpe_householder_learned, lrpe_seed: the LRPE (one per layer, shared
             by its heads; the Householder vector and the permutation are drawn from ``lrpe_seed + layer`` and saved).
         lrpe_2d_mode: ``"shared"`` (official: rows and columns share one angle, so the score depends on dr + dc) or
@@ -80,8 +89,8 @@ class LrpeVitConfig(PretrainedConfig):
         num_attention_heads: int = 6,
         mlp_ratio: float = 4.0,
         hidden_act: str = "gelu",
-        attention_type: str = "lrpe",
-        feature_map: str = "1+elu",
+        attention_type: str = "linear",
+        feature_map: str | None = None,
         lrpe_core: str = "unitary",
         lrpe_p: str = "householder",
         lrpe_theta_learned: bool = False,
@@ -102,9 +111,20 @@ class LrpeVitConfig(PretrainedConfig):
         chunk_size: int = 64,
         attention_algorithm: str = "chunked",
         linear_attention_backend: str = "auto",
+        position_encoding: str | None = None,
         **kwargs,
     ):
         check_architectures(self.model_type, kwargs.get("architectures"))
+        if attention_type in ATTENTION_VARIANTS and attention_type not in ATTENTION_TYPES:
+            # a config.json of lrpe_hf <= 0.2 named the variant; the same pair, and cosFormer always ran on ReLU
+            legacy = attention_type
+            attention_type, encoding = ATTENTION_VARIANTS[legacy]
+            if position_encoding not in (None, encoding):
+                raise ValueError(f"attention_type={legacy!r} means position_encoding={encoding!r}, but "
+                                 f"position_encoding={position_encoding!r} was given")
+            position_encoding = encoding
+            if legacy == "cosformer":
+                feature_map = "relu"
         if intermediate_size is not None:
             # The standard field name: an MLP this wide, i.e. mlp_ratio = intermediate_size / hidden_size.
             if isinstance(intermediate_size, bool) or not isinstance(intermediate_size, int) or intermediate_size < 1:
@@ -126,12 +146,13 @@ class LrpeVitConfig(PretrainedConfig):
             raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio!r}")
         if hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act={hidden_act!r} is not supported; choose one of {ACTIVATIONS}")
-        if attention_type not in ATTENTION_TYPES:
-            raise ValueError(f"attention_type={attention_type!r} is not supported; choose one of {ATTENTION_TYPES}")
+        position_encoding = position_encoding or default_position_encoding(attention_type)
+        check_attention_pair(attention_type, position_encoding)
+        feature_map = feature_map or default_feature_map(position_encoding)
         if feature_map not in FEATURE_MAPS:
             raise ValueError(f"feature_map={feature_map!r} is not supported; choose one of {FEATURE_MAPS}")
         check_lrpe_options(lrpe_core, lrpe_p, "a", lrpe_theta_learned, lrpe_2d_mode, owner="LrpeVitConfig",
-                           prefix="lrpe_")
+                           prefix="lrpe_", combinations=position_encoding == "lrpe")
         check_linear_attention_options(chunk_size, attention_algorithm, linear_attention_backend,
                                        owner="LrpeVitConfig")
         if pooling not in POOLING_CHOICES:
@@ -151,6 +172,7 @@ class LrpeVitConfig(PretrainedConfig):
         self.mlp_ratio = mlp_ratio
         self.hidden_act = hidden_act
         self.attention_type = attention_type
+        self.position_encoding = position_encoding
         self.feature_map = feature_map
         self.lrpe_core = lrpe_core
         self.lrpe_p = lrpe_p

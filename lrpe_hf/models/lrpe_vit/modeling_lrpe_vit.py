@@ -73,14 +73,15 @@ class LrpeVitLayer(GradientCheckpointingLayer):
         self.attention_type = config.attention_type
         self.layernorm_before = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.attention = build_attention(
-            config.attention_type, d, config.num_attention_heads, config.head_dim, qkv_bias=config.qkv_bias,
-            dropout=config.attention_dropout, feature_map=config.feature_map, lrpe_core=config.lrpe_core,
-            lrpe_p=config.lrpe_p, lrpe_theta_learned=config.lrpe_theta_learned,
-            lrpe_householder_learned=config.lrpe_householder_learned, lrpe_2d_mode=config.lrpe_2d_mode,
-            lrpe_seed=config.lrpe_seed + layer_idx, max_positions=config.num_patches + 1,
-            cosformer_eps=config.cosformer_eps, max_relative_length=config.max_relative_length,
-            chunk_size=config.chunk_size, algorithm=config.attention_algorithm,
-            backend=config.linear_attention_backend,
+            config.attention_type, d, config.num_attention_heads, config.head_dim,
+            position_encoding=config.position_encoding, feature_map=config.feature_map,
+            encoding_options=dict(core=config.lrpe_core, p=config.lrpe_p, theta_learned=config.lrpe_theta_learned,
+                                  householder_learned=config.lrpe_householder_learned, mode_2d=config.lrpe_2d_mode,
+                                  seed=config.lrpe_seed + layer_idx, max_positions=config.num_patches + 1,
+                                  max_relative_length=config.max_relative_length),
+            eps=config.cosformer_eps, chunk_size=config.chunk_size, algorithm=config.attention_algorithm,
+            backend=config.linear_attention_backend, qkv_bias=config.qkv_bias, dropout=config.attention_dropout,
+            layer_idx=layer_idx,
         )
         self.layernorm_after = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.mlp = FeedForward(d, config.intermediate_size, config.hidden_act, config.hidden_dropout_prob)
@@ -150,8 +151,6 @@ class LrpeVitModel(LrpeVitPreTrainedModel):
         prefix = self.embeddings.num_prefix_tokens
         grid = grid_positions(rows, cols, device=x.device, num_prefix_tokens=prefix)
         positions = torch.arange(x.shape[1], device=x.device)
-        if self.config.attention_type != "lrpe":
-            grid = None  # the baselines see raster positions
         all_hidden = (x,) if output_hidden_states else None
         for layer in self.layers:
             x = layer(x, grid=grid, positions=positions)

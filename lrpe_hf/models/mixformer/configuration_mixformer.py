@@ -6,7 +6,13 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from ..checkpoint import check_architectures
-from ...layers.attention import ATTENTION_TYPES, LINEAR_ATTENTION_TYPES
+from ...layers.attention import (
+    check_attention_pair,
+    default_feature_map,
+    default_position_encoding,
+    resolve_variant,
+    variant_name,
+)
 from ...ops import FEATURE_MAPS
 from ...layers.position_encoding import check_lrpe_options
 from ...ops.linear_attention import check_linear_attention_options
@@ -20,22 +26,38 @@ def _positive_int(name, value):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _check_layer_lists(prefix, depth_name, depth, attention, ffn_dims, num_heads):
-    """Per-layer lists must have one entry per layer, known attention types and positive sizes."""
-    for name, values in ((f"{prefix}layer_attention", attention), (f"{prefix}layer_ffn_dim", ffn_dims),
-                         (f"{prefix}layer_num_heads", num_heads)):
+def _check_layer_lists(prefix, depth_name, depth, types, encodings, ffn_dims, num_heads):
+    """Per-layer lists must have one entry per layer, known attention types and encodings, and positive sizes."""
+    for name, values in ((f"{prefix}layer_attention_type", types), (f"{prefix}layer_position_encoding", encodings),
+                         (f"{prefix}layer_ffn_dim", ffn_dims), (f"{prefix}layer_num_heads", num_heads)):
         if not isinstance(values, (list, tuple)):
             raise ValueError(f"{name} must be a list with one entry per layer, got {values!r}")
         if len(values) != depth:
             raise ValueError(f"{name} has {len(values)} entries but {depth_name}={depth}; give one per layer")
-    for i, kind in enumerate(attention):
-        if kind not in ATTENTION_TYPES:
-            raise ValueError(
-                f"{prefix}layer_attention[{i}]={kind!r} is not an attention type; choose from {ATTENTION_TYPES}"
-            )
+    for i, (kind, encoding) in enumerate(zip(types, encodings)):
+        check_attention_pair(kind, encoding, type_field=f"{prefix}layer_attention_type[{i}]",
+                             encoding_field=f"{prefix}layer_position_encoding[{i}]")
     for name, values in ((f"{prefix}layer_ffn_dim", ffn_dims), (f"{prefix}layer_num_heads", num_heads)):
         for i, v in enumerate(values):
             _positive_int(f"{name}[{i}]", v)
+
+
+def _layer_kinds(prefix, types, encodings, legacy, depth):
+    """The per-layer attention types and encodings: given, or from a config.json of lrpe_hf <= 0.2, whose
+    ``{prefix}layer_attention`` named the variant (``"lrpe"`` = linear + LRPE, ...)."""
+    if legacy is not None:
+        if types is not None or encodings is not None:
+            raise ValueError(f"give {prefix}layer_attention_type/{prefix}layer_position_encoding or the older "
+                             f"{prefix}layer_attention, not both")
+        if not isinstance(legacy, (list, tuple)):
+            raise ValueError(f"{prefix}layer_attention must be a list with one entry per layer, got {legacy!r}")
+        pairs = [resolve_variant(name, f"{prefix}layer_attention[{i}]") for i, name in enumerate(legacy)]
+        return [t for t, _ in pairs], [e for _, e in pairs]
+    if types is None:
+        types = ["softmax"] * depth
+    if encodings is None:
+        encodings = [default_position_encoding(t) for t in types]
+    return list(types), list(encodings)
 
 
 class MixFormerConfig(PretrainedConfig):
@@ -54,13 +76,16 @@ class MixFormerConfig(PretrainedConfig):
     Args:
         hidden_size: embedding dim d (all layers).
         num_hidden_layers: encoder depth; every ``layer_*`` list has exactly this many entries.
-        layer_attention: per-layer attention type, each one of ``"softmax"``, ``"softmax_relative"``,
-            ``"cosformer"``, ``"lrpe"`` (default: all ``"softmax"``).
+        layer_attention_type: per-layer attention type, ``"softmax"`` or ``"linear"`` (default: all softmax).
+        layer_position_encoding: per-layer registered position encoding (``lrpe_hf.layers.position_encoding``;
+            default ``"nope"`` for softmax, ``"lrpe"`` for linear layers). mixFormer's candidates are the pairs
+            softmax/nope, softmax/relative_key (``softmax_relative``), linear/cosformer and linear/lrpe; configs saved
+            by lrpe_hf <= 0.2 named them in one list, ``layer_attention``, and load as the same pairs.
         layer_ffn_dim: per-layer FFN hidden width (default: ``4 * hidden_size``).
         layer_num_heads: per-layer head count; q/k/v width is ``heads * head_dim`` (independent of d, as in
             mixFormer/AutoFormer; default ``hidden_size // head_dim``).
         head_dim: per-head width (64 in mixFormer).
-        decoder_layers, decoder_layer_attention, decoder_layer_ffn_dim, decoder_layer_num_heads,
+        decoder_layers, decoder_layer_attention_type, decoder_layer_position_encoding, decoder_layer_ffn_dim, decoder_layer_num_heads,
             decoder_layer_cross_num_heads: the decoder's depth and per-layer lists (seq2seq only; default: copies of
             the encoder's when the depths agree; cross-attention heads default to the self-attention heads).
         max_relative_length: clipping distance K of the relative-key softmax (mixFormer: 14).
@@ -68,9 +93,11 @@ class MixFormerConfig(PretrainedConfig):
         cosformer_causal: run cosFormer *causally inside the bidirectional image/text encoder*, reproducing the
             released mixFormer CIFAR code (the CLS token then sees only itself). Default False, the clean
             bidirectional form. Decoder self-attention is always causal.
-        lrpe_core, lrpe_p, lrpe_theta_learned, lrpe_householder_learned, lrpe_feature_map, lrpe_seed: settings of
-            the ``"lrpe"`` layers (default: the unitary core with a fixed Householder P, ``1 + elu``); 1-D raster
-            positions for image tokens, like the relative softmax.
+        lrpe_core, lrpe_p, lrpe_theta_learned, lrpe_householder_learned, lrpe_seed: settings of the LRPE layers
+            (default: the unitary core with a fixed Householder P); 1-D raster positions for image tokens, like the
+            relative softmax.
+        feature_map: phi of every linear layer (default None: each encoding's paper, ReLU for cosFormer and
+            ``1 + elu`` for LRPE; lrpe_hf <= 0.2 called the LRPE layers' one ``lrpe_feature_map``).
         chunk_size, attention_algorithm, linear_attention_backend: how the linear layers (cosFormer, LRPE) run
             ``lrpe_hf.ops.linear_attention``: chunk length, ``"chunked"``/``"parallel"``/``"recurrent"`` (the same
             function) and ``"auto"``/``"torch"``/``"fla"`` (the flash-linear-attention kernel on a GPU).
@@ -94,12 +121,14 @@ class MixFormerConfig(PretrainedConfig):
         self,
         hidden_size: int = 384,
         num_hidden_layers: int = 12,
-        layer_attention: list[str] | None = None,
+        layer_attention_type: list[str] | None = None,
+        layer_position_encoding: list[str] | None = None,
         layer_ffn_dim: list[int] | None = None,
         layer_num_heads: list[int] | None = None,
         head_dim: int = 64,
         decoder_layers: int | None = None,
-        decoder_layer_attention: list[str] | None = None,
+        decoder_layer_attention_type: list[str] | None = None,
+        decoder_layer_position_encoding: list[str] | None = None,
         decoder_layer_ffn_dim: list[int] | None = None,
         decoder_layer_num_heads: list[int] | None = None,
         decoder_layer_cross_num_heads: list[int] | None = None,
@@ -110,7 +139,7 @@ class MixFormerConfig(PretrainedConfig):
         lrpe_p: str = "householder",
         lrpe_theta_learned: bool = False,
         lrpe_householder_learned: bool = False,
-        lrpe_feature_map: str = "1+elu",
+        feature_map: str | None = None,
         lrpe_seed: int = 0,
         chunk_size: int = 64,
         attention_algorithm: str = "chunked",
@@ -141,6 +170,10 @@ class MixFormerConfig(PretrainedConfig):
         **kwargs,
     ):
         check_architectures(self.model_type, kwargs.get("architectures"))
+        # Field names of config.json files written by lrpe_hf <= 0.2.
+        legacy_layers = kwargs.pop("layer_attention", None)
+        legacy_decoder = kwargs.pop("decoder_layer_attention", None)
+        legacy_feature_map = kwargs.pop("lrpe_feature_map", None)
         _positive_int("hidden_size", hidden_size)
         _positive_int("num_hidden_layers", num_hidden_layers)
         _positive_int("head_dim", head_dim)
@@ -157,21 +190,27 @@ class MixFormerConfig(PretrainedConfig):
                 )
             if is_encoder_decoder and decoder_layer_num_heads is None:
                 decoder_layer_num_heads = [num_attention_heads] * (decoder_layers or depth)
-        if layer_attention is None:
-            layer_attention = ["softmax"] * depth
+        layer_attention_type, layer_position_encoding = _layer_kinds(
+            "", layer_attention_type, layer_position_encoding, legacy_layers, depth)
         if layer_ffn_dim is None:
             layer_ffn_dim = [4 * hidden_size] * depth
         if layer_num_heads is None:
             layer_num_heads = [max(1, hidden_size // head_dim)] * depth
-        _check_layer_lists("", "num_hidden_layers", depth, layer_attention, layer_ffn_dim, layer_num_heads)
+        _check_layer_lists("", "num_hidden_layers", depth, layer_attention_type, layer_position_encoding, layer_ffn_dim,
+                           layer_num_heads)
 
         if is_encoder_decoder:
             if decoder_layers is None:
                 decoder_layers = depth
             _positive_int("decoder_layers", decoder_layers)
             same = decoder_layers == depth
-            if decoder_layer_attention is None:
-                decoder_layer_attention = list(layer_attention) if same else ["softmax"] * decoder_layers
+            if (legacy_decoder, decoder_layer_attention_type, decoder_layer_position_encoding) == (None, None, None) \
+                    and same:
+                decoder_layer_attention_type = list(layer_attention_type)
+                decoder_layer_position_encoding = list(layer_position_encoding)
+            decoder_layer_attention_type, decoder_layer_position_encoding = _layer_kinds(
+                "decoder_", decoder_layer_attention_type, decoder_layer_position_encoding, legacy_decoder,
+                decoder_layers)
             if decoder_layer_ffn_dim is None:
                 decoder_layer_ffn_dim = list(layer_ffn_dim) if same else [4 * hidden_size] * decoder_layers
             if decoder_layer_num_heads is None:
@@ -179,8 +218,12 @@ class MixFormerConfig(PretrainedConfig):
                 decoder_layer_num_heads = list(layer_num_heads) if same else default_heads
             if decoder_layer_cross_num_heads is None:
                 decoder_layer_cross_num_heads = list(decoder_layer_num_heads)
-            _check_layer_lists("decoder_", "decoder_layers", decoder_layers, decoder_layer_attention,
-                               decoder_layer_ffn_dim, decoder_layer_num_heads)
+            _check_layer_lists("decoder_", "decoder_layers", decoder_layers, decoder_layer_attention_type,
+                               decoder_layer_position_encoding, decoder_layer_ffn_dim, decoder_layer_num_heads)
+        elif legacy_decoder is not None or decoder_layer_attention_type is not None:
+            decoder_layer_attention_type, decoder_layer_position_encoding = _layer_kinds(
+                "decoder_", decoder_layer_attention_type, decoder_layer_position_encoding, legacy_decoder,
+                len(legacy_decoder or decoder_layer_attention_type))
             if len(decoder_layer_cross_num_heads) != decoder_layers:
                 raise ValueError(f"decoder_layer_cross_num_heads has {len(decoder_layer_cross_num_heads)} entries "
                                  f"but decoder_layers={decoder_layers}")
@@ -194,8 +237,17 @@ class MixFormerConfig(PretrainedConfig):
         check_lrpe_options(lrpe_core, lrpe_p, "a", lrpe_theta_learned, owner="MixFormerConfig", prefix="lrpe_")
         check_linear_attention_options(chunk_size, attention_algorithm, linear_attention_backend,
                                        owner="MixFormerConfig")
-        if lrpe_feature_map not in FEATURE_MAPS:
-            raise ValueError(f"lrpe_feature_map={lrpe_feature_map!r} is not supported; choose one of {FEATURE_MAPS}")
+        if legacy_feature_map is not None and legacy_feature_map != default_feature_map("lrpe"):
+            # lrpe_hf <= 0.2 applied lrpe_feature_map to the LRPE layers only; feature_map applies to every linear layer
+            linear = [e for t, e in zip(layer_attention_type + list(decoder_layer_attention_type or []),
+                                        layer_position_encoding + list(decoder_layer_position_encoding or []))
+                      if t == "linear"]
+            if any(e != "lrpe" for e in linear):
+                raise ValueError(f"lrpe_feature_map={legacy_feature_map!r} applied to the LRPE layers only; this "
+                                 "config also has other linear layers: set feature_map for all linear layers instead")
+            feature_map = feature_map or legacy_feature_map
+        if feature_map is not None and feature_map not in FEATURE_MAPS:
+            raise ValueError(f"feature_map={feature_map!r} is not supported; choose one of {FEATURE_MAPS}")
         for name, value in (("image_size", image_size), ("patch_size", patch_size), ("num_channels", num_channels)):
             _positive_int(name, value)
         if not is_encoder_decoder and image_size % patch_size:
@@ -219,12 +271,18 @@ class MixFormerConfig(PretrainedConfig):
 
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
-        self.layer_attention = list(layer_attention)
+        self.layer_attention_type = list(layer_attention_type)
+        self.layer_position_encoding = list(layer_position_encoding)
         self.layer_ffn_dim = [int(v) for v in layer_ffn_dim]
         self.layer_num_heads = [int(v) for v in layer_num_heads]
         self.head_dim = head_dim
         self.decoder_layers = decoder_layers
-        self.decoder_layer_attention = None if decoder_layer_attention is None else list(decoder_layer_attention)
+        self.decoder_layer_attention_type = (
+            None if decoder_layer_attention_type is None else list(decoder_layer_attention_type)
+        )
+        self.decoder_layer_position_encoding = (
+            None if decoder_layer_position_encoding is None else list(decoder_layer_position_encoding)
+        )
         self.decoder_layer_ffn_dim = None if decoder_layer_ffn_dim is None else [int(v) for v in decoder_layer_ffn_dim]
         self.decoder_layer_num_heads = (
             None if decoder_layer_num_heads is None else [int(v) for v in decoder_layer_num_heads]
@@ -239,7 +297,7 @@ class MixFormerConfig(PretrainedConfig):
         self.lrpe_p = lrpe_p
         self.lrpe_theta_learned = lrpe_theta_learned
         self.lrpe_householder_learned = lrpe_householder_learned
-        self.lrpe_feature_map = lrpe_feature_map
+        self.feature_map = feature_map
         self.lrpe_seed = lrpe_seed
         self.chunk_size = chunk_size
         self.attention_algorithm = attention_algorithm
@@ -285,33 +343,51 @@ class MixFormerConfig(PretrainedConfig):
 
     @property
     def uses_linear_attention(self) -> bool:
-        layers = list(self.layer_attention) + list(self.decoder_layer_attention or [])
-        return any(kind in LINEAR_ATTENTION_TYPES for kind in layers)
+        return "linear" in list(self.layer_attention_type) + list(self.decoder_layer_attention_type or [])
 
     @uses_linear_attention.setter
     def uses_linear_attention(self, value) -> None:
         if bool(value) != self.uses_linear_attention:
             raise ValueError(
-                "MixFormerConfig.uses_linear_attention is derived from layer_attention / decoder_layer_attention; "
-                "set those per-layer lists instead"
+                "MixFormerConfig.uses_linear_attention is derived from layer_attention_type / "
+                "decoder_layer_attention_type; set those per-layer lists instead"
             )
 
-    def attention_options(self) -> dict:
-        """Keyword options for :func:`lrpe_hf.layers.attention.build_attention` shared by every layer."""
+    @staticmethod
+    def variant_kwargs(variants, decoder: bool = False) -> dict:
+        """``layer_attention_type`` and ``layer_position_encoding`` (``decoder_*`` with ``decoder``) from the
+        papers' variant names: ``variant_kwargs(["lrpe", "softmax"])`` -> ``{"layer_attention_type": ["linear",
+        "softmax"], "layer_position_encoding": ["lrpe", "nope"]}``."""
+        prefix = "decoder_" if decoder else ""
+        pairs = [resolve_variant(name, f"{prefix}variant[{i}]") for i, name in enumerate(variants)]
+        return {f"{prefix}layer_attention_type": [t for t, _ in pairs],
+                f"{prefix}layer_position_encoding": [e for _, e in pairs]}
+
+    def layer_variants(self, decoder: bool = False) -> list[str | None]:
+        """The per-layer variant names (``lrpe_hf.layers.attention.ATTENTION_VARIANTS``: ``"lrpe"``,
+        ``"softmax_relative"``, ...; None for a pair that has no name), as the NAS search spaces name them."""
+        types = self.decoder_layer_attention_type if decoder else self.layer_attention_type
+        encodings = self.decoder_layer_position_encoding if decoder else self.layer_position_encoding
+        return [variant_name(t, e) for t, e in zip(types or [], encodings or [])]
+
+    def attention_options(self, attention_type: str, position_encoding: str, layer_idx: int) -> dict:
+        """Keyword options for :func:`lrpe_hf.layers.attention.build_attention` of one self-attention layer."""
         return {
-            "max_relative_length": self.max_relative_length,
-            "max_positions": self.max_position_embeddings,
-            "cosformer_eps": self.cosformer_eps,
-            "feature_map": self.lrpe_feature_map,
-            "lrpe_core": self.lrpe_core,
-            "lrpe_p": self.lrpe_p,
-            "lrpe_theta_learned": self.lrpe_theta_learned,
-            "lrpe_householder_learned": self.lrpe_householder_learned,
-            "lrpe_2d_mode": "shared",
+            "position_encoding": position_encoding,
+            "encoding_options": {
+                "max_relative_length": self.max_relative_length, "max_positions": self.max_position_embeddings,
+                "core": self.lrpe_core, "p": self.lrpe_p, "theta_learned": self.lrpe_theta_learned,
+                "householder_learned": self.lrpe_householder_learned, "mode_2d": "shared",
+                "seed": self.lrpe_seed + layer_idx,
+            },
+            "feature_map": self.feature_map,
+            "eps": self.cosformer_eps,
             "norm_eps": 1e-5,
             "chunk_size": self.chunk_size,
             "algorithm": self.attention_algorithm,
             "backend": self.linear_attention_backend,
+            "dropout": self.attention_dropout,
+            "layer_idx": layer_idx,
         }
 
 

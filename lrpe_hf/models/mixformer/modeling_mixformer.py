@@ -33,7 +33,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.utils import can_return_tuple
 
-from ...layers.attention import LINEAR_ATTENTION_TYPES, build_attention, init_attention_weights
+from ...layers.attention import build_attention, init_attention_weights
 from ...layers.elastic import DropPath, FeedForward, PatchEmbedding, sliced_layer_norm
 from ..cache_layers import (
     RollbackLinearAttentionLayer,
@@ -71,8 +71,8 @@ def build_generation_cache(config: MixFormerConfig) -> EncoderDecoderCache:
     Not ``DynamicCache(config=...)``: the config's ``num_hidden_layers`` counts the encoder's layers, and its cross
     layers would copy the self-attention kinds.
     """
-    layers = [RollbackLinearAttentionLayer() if kind in LINEAR_ATTENTION_TYPES else DynamicLayer()
-              for kind in config.decoder_layer_attention]
+    layers = [RollbackLinearAttentionLayer() if kind == "linear" else DynamicLayer()
+              for kind in config.decoder_layer_attention_type]
     # A DynamicCache holding these layers (EncoderDecoderCache crops only DynamicCaches); it must not replicate
     # DynamicLayers for indices it lacks.
     self_cache = DynamicCache()
@@ -101,7 +101,8 @@ def adopt_generation_cache(cache: EncoderDecoderCache, config: MixFormerConfig) 
                 continue
         if not _is_empty(theirs):
             raise ValueError(
-                f"the cache's {name} layers do not match the decoder's layer kinds {config.decoder_layer_attention}; "
+                f"the cache's {name} layers do not match the decoder's layer types "
+                f"{config.decoder_layer_attention_type}; "
                 "build it with lrpe_hf.models.mixformer.build_generation_cache(config)"
             )
         theirs.layers[:] = mine.layers
@@ -121,13 +122,6 @@ def _cross_past(cross_cache, i):
 
 
 # ------------------------------------------------------------------------------------------------------- layers
-def _attention_kwargs(config: MixFormerConfig, layer_idx: int) -> dict:
-    options = config.attention_options()
-    options["lrpe_seed"] = config.lrpe_seed + layer_idx
-    options["dropout"] = config.attention_dropout
-    return options
-
-
 class MixFormerEncoderLayer(GradientCheckpointingLayer):
     """Pre-LN block: ``x + drop_path(attn(LN(x)))``, then ``x + drop_path(FFN(LN(x)))``.
 
@@ -136,15 +130,16 @@ class MixFormerEncoderLayer(GradientCheckpointingLayer):
     heads and the FFN fewer hidden units.
     """
 
-    def __init__(self, config: MixFormerConfig, layer_idx: int, attention_type: str, ffn_dim: int, num_heads: int,
-                 drop_path: float = 0.0):
+    def __init__(self, config: MixFormerConfig, layer_idx: int, attention_type: str, position_encoding: str,
+                 ffn_dim: int, num_heads: int, drop_path: float = 0.0):
         super().__init__()
         d = config.hidden_size
         self.attention_type = attention_type
-        self.causal = attention_type == "cosformer" and config.cosformer_causal
+        # the released mixFormer CIFAR code runs cosFormer causally inside the bidirectional encoder
+        self.causal = attention_type == "linear" and position_encoding == "cosformer" and config.cosformer_causal
         self.self_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.self_attn = build_attention(attention_type, d, num_heads, config.head_dim,
-                                         **_attention_kwargs(config, layer_idx))
+                                         **config.attention_options(attention_type, position_encoding, layer_idx))
         self.final_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.ffn = FeedForward(d, ffn_dim, config.activation, config.activation_dropout)
         self.dropout = config.hidden_dropout_prob
@@ -168,16 +163,17 @@ class MixFormerDecoderLayer(GradientCheckpointingLayer):
     returns ``(hidden_states, (self_state, cross_state))``; ``past_key_values`` is this layer's pair of state dicts.
     """
 
-    def __init__(self, config: MixFormerConfig, layer_idx: int, attention_type: str, ffn_dim: int, num_heads: int,
-                 cross_num_heads: int):
+    def __init__(self, config: MixFormerConfig, layer_idx: int, attention_type: str, position_encoding: str,
+                 ffn_dim: int, num_heads: int, cross_num_heads: int):
         super().__init__()
         d = config.hidden_size
         self.attention_type = attention_type
-        kwargs = _attention_kwargs(config, layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
-        self.self_attn = build_attention(attention_type, d, num_heads, config.head_dim, **kwargs)
+        self.self_attn = build_attention(attention_type, d, num_heads, config.head_dim,
+                                         **config.attention_options(attention_type, position_encoding, layer_idx))
         self.encoder_attn_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
-        self.encoder_attn = build_attention("softmax", d, cross_num_heads, config.head_dim, **kwargs)
+        self.encoder_attn = build_attention("softmax", d, cross_num_heads, config.head_dim,
+                                            dropout=config.attention_dropout, layer_idx=layer_idx)
         self.final_layer_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.ffn = FeedForward(d, ffn_dim, config.activation, config.activation_dropout)
         self.dropout = config.hidden_dropout_prob
@@ -240,8 +236,8 @@ class MixFormerEncoder(nn.Module):
         depth = config.num_hidden_layers
         rates = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.layers = nn.ModuleList(
-            MixFormerEncoderLayer(config, i, config.layer_attention[i], config.layer_ffn_dim[i],
-                                  config.layer_num_heads[i], rates[i])
+            MixFormerEncoderLayer(config, i, config.layer_attention_type[i], config.layer_position_encoding[i],
+                                  config.layer_ffn_dim[i], config.layer_num_heads[i], rates[i])
             for i in range(depth)
         )
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -306,7 +302,8 @@ class MixFormerTextDecoder(nn.Module):
         self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.embed_scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
         self.layers = nn.ModuleList(
-            MixFormerDecoderLayer(config, config.num_hidden_layers + i, config.decoder_layer_attention[i],
+            MixFormerDecoderLayer(config, config.num_hidden_layers + i, config.decoder_layer_attention_type[i],
+                                  config.decoder_layer_position_encoding[i],
                                   config.decoder_layer_ffn_dim[i], config.decoder_layer_num_heads[i],
                                   config.decoder_layer_cross_num_heads[i])
             for i in range(config.decoder_layers)

@@ -56,7 +56,7 @@ def test_presets_run_and_round_trip(preset, mode, tmp_path):
     model = AutoModelForImageClassification.from_config(LrpeVitConfig.from_preset(preset, **TINY, lrpe_2d_mode=mode))
     model.eval()
     attention = model.lrpe_vit.layers[0].attention
-    assert isinstance(attention, LinearAttention) and attention.attention_type == "lrpe"
+    assert isinstance(attention, LinearAttention) and attention.position_encoding.name == "lrpe"
     x = torch.randn(2, 3, 16, 16)
     logits = model(pixel_values=x).logits
     model.save_pretrained(tmp_path)

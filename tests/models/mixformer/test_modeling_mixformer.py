@@ -23,15 +23,16 @@ MIXED = ["cosformer", "softmax", "softmax_relative", "lrpe"]
 
 def image_config(**kw):
     base = dict(hidden_size=32, num_hidden_layers=4, head_dim=8, image_size=16, patch_size=4, num_labels=5,
-                layer_attention=MIXED, layer_ffn_dim=[64, 48, 32, 64], layer_num_heads=[4, 2, 3, 4])
+                **MixFormerConfig.variant_kwargs(MIXED), layer_ffn_dim=[64, 48, 32, 64], layer_num_heads=[4, 2, 3, 4])
     base.update(kw)
     return AutoConfig.for_model("mixformer", **base)
 
 
 def seq2seq_config(**kw):
     base = dict(is_encoder_decoder=True, vocab_size=40, hidden_size=32, num_hidden_layers=2, head_dim=8,
-                layer_attention=["cosformer", "lrpe"], layer_ffn_dim=[64, 48], layer_num_heads=[4, 2],
-                decoder_layers=4, decoder_layer_attention=["softmax", "cosformer", "softmax_relative", "lrpe"],
+                **MixFormerConfig.variant_kwargs(["cosformer", "lrpe"]), layer_ffn_dim=[64, 48], layer_num_heads=[4, 2],
+                decoder_layers=4,
+                **MixFormerConfig.variant_kwargs(["softmax", "cosformer", "softmax_relative", "lrpe"], decoder=True),
                 decoder_layer_ffn_dim=[32, 48, 32, 64], decoder_layer_num_heads=[2, 4, 4, 2],
                 pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, max_position_embeddings=48)
     base.update(kw)
@@ -60,10 +61,17 @@ def source_batch():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(num_hidden_layers=3, layer_attention=["softmax"] * 2), "layer_attention has 2 entries but num_hidden_layers=3"),
+        (dict(num_hidden_layers=3, layer_attention_type=["softmax"] * 2),
+         "layer_attention_type has 2 entries but num_hidden_layers=3"),
+        (dict(num_hidden_layers=1, layer_attention_type=["linear"], layer_position_encoding=["relative_key"]),
+         r"layer_position_encoding\[0\]='relative_key' is not defined for linear attention"),
+        (dict(num_hidden_layers=1, layer_position_encoding=["spiral"]), r"layer_position_encoding\[0\]='spiral'"),
+        (dict(num_hidden_layers=2, layer_attention=["softmax", "flash"]),
+         r"layer_attention\[1\]='flash' is not an attention variant"),
+        (dict(num_hidden_layers=1, layer_attention=["lrpe"], layer_attention_type=["linear"]), "not both"),
         (dict(num_hidden_layers=2, layer_ffn_dim=[64]), "layer_ffn_dim has 1 entries"),
         (dict(num_hidden_layers=2, layer_num_heads=[2, 2, 2]), "layer_num_heads has 3 entries"),
-        (dict(num_hidden_layers=2, layer_attention=["softmax", "flash"]), r"layer_attention\[1\]='flash'"),
+        (dict(num_hidden_layers=2, layer_attention_type=["softmax", "flash"]), r"layer_attention_type\[1\]='flash'"),
         (dict(num_hidden_layers=2, layer_ffn_dim=[64, 0]), r"layer_ffn_dim\[1\] must be a positive int"),
         (dict(num_hidden_layers=1, layer_num_heads=[2.5]), r"layer_num_heads\[0\]"),
         (dict(hidden_size=0), "hidden_size"),
@@ -71,8 +79,8 @@ def source_batch():
         (dict(pooling="cls", use_cls_token=False), "use_cls_token"),
         (dict(image_size=30, patch_size=16), "multiple of patch_size"),
         (dict(lrpe_core="spiral"), "lrpe_core='spiral'"),
-        (dict(is_encoder_decoder=True, num_hidden_layers=2, decoder_layers=3, decoder_layer_attention=["softmax"]),
-         "decoder_layer_attention has 1 entries but decoder_layers=3"),
+        (dict(is_encoder_decoder=True, num_hidden_layers=2, decoder_layers=3, decoder_layer_attention_type=["softmax"]),
+         "decoder_layer_attention_type has 1 entries but decoder_layers=3"),
         (dict(activation="tanh"), "activation='tanh'"),
     ],
 )
@@ -81,14 +89,37 @@ def test_config_rejects_bad_layer_lists_and_values(kwargs, message):
         MixFormerConfig(**kwargs)
 
 
+def test_config_of_lrpe_hf_0_2_loads_as_the_same_layers(tmp_path):
+    """config.json files written before the one vocabulary named each layer's variant in ``layer_attention`` and the
+    LRPE feature map ``lrpe_feature_map``; they load as the same (attention type, encoding) pairs and re-save in the
+    new fields only."""
+    import json
+
+    old = {"model_type": "mixformer", "hidden_size": 32, "num_hidden_layers": 4, "head_dim": 8, "image_size": 16,
+           "patch_size": 4, "layer_attention": MIXED, "layer_ffn_dim": [64, 48, 32, 64],
+           "layer_num_heads": [4, 2, 3, 4], "decoder_layer_attention": None, "lrpe_feature_map": "1+elu"}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg = AutoConfig.from_pretrained(tmp_path)
+    assert cfg.layer_variants() == MIXED and cfg.feature_map is None
+    cfg.save_pretrained(tmp_path / "again")
+    saved = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert "layer_attention" not in saved and "lrpe_feature_map" not in saved
+    assert saved["layer_position_encoding"] == ["cosformer", "nope", "relative_key", "lrpe"]
+    with pytest.raises(ValueError, match="lrpe_feature_map='relu' applied to the LRPE layers only"):
+        MixFormerConfig.from_dict({**old, "lrpe_feature_map": "relu"})
+
+
 def test_config_round_trip_and_defaults(tmp_path):
     cfg = image_config()
     cfg.save_pretrained(tmp_path)
     again = AutoConfig.from_pretrained(tmp_path)
-    assert again.layer_attention == MIXED and again.layer_num_heads == [4, 2, 3, 4]
+    assert again.layer_variants() == MIXED and again.layer_num_heads == [4, 2, 3, 4]
+    assert again.layer_attention_type == ["linear", "softmax", "softmax", "linear"]
+    assert again.layer_position_encoding == ["cosformer", "nope", "relative_key", "lrpe"]
     assert again.max_position_embeddings == 17  # 4x4 patches + CLS (cosFormer's fixed M)
-    s2s = MixFormerConfig(is_encoder_decoder=True, num_hidden_layers=2, layer_attention=["lrpe", "softmax"])
-    assert s2s.decoder_layer_attention == ["lrpe", "softmax"] and s2s.decoder_layers == 2
+    s2s = MixFormerConfig(is_encoder_decoder=True, num_hidden_layers=2,
+                          **MixFormerConfig.variant_kwargs(["lrpe", "softmax"]))
+    assert s2s.layer_variants(decoder=True) == ["lrpe", "softmax"] and s2s.decoder_layers == 2
     assert s2s.use_cache is True
 
 
@@ -115,7 +146,7 @@ def test_released_causal_cosformer_quirk_is_opt_in():
     x1, x2 = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16, 16)
     for causal in (True, False):
         torch.manual_seed(0)
-        model = AutoModel.from_config(image_config(layer_attention=["cosformer"] * 4, cosformer_causal=causal)).eval()
+        model = AutoModel.from_config(image_config(**MixFormerConfig.variant_kwargs(["cosformer"] * 4), cosformer_causal=causal)).eval()
         c1 = model(pixel_values=x1).last_hidden_state[:, 0]
         c2 = model(pixel_values=x2).last_hidden_state[:, 0]
         assert torch.allclose(c1, c2, atol=1e-6) == causal
@@ -308,7 +339,7 @@ def test_standard_head_count_field_sets_every_layer():
         MixFormerConfig(num_attention_heads=4, layer_num_heads=[2, 2], num_hidden_layers=2)
     with pytest.raises(ValueError, match="layer_num_heads"):
         cfg.num_attention_heads = 8
-    with pytest.raises(ValueError, match="layer_attention"):
+    with pytest.raises(ValueError, match="layer_attention_type"):
         cfg.uses_linear_attention = True
     reloaded = MixFormerConfig.from_dict(cfg.to_dict())
     assert reloaded.layer_num_heads == [4, 4]
