@@ -226,3 +226,22 @@ def test_bad_pixel_values():
         model(pixel_values=torch.randn(1, 3, 18, 16))
     with pytest.raises(ValueError, match="pixel_values"):
         model()
+
+
+@pytest.mark.parametrize("legacy, pair, feature_map", [("lrpe", ("linear", "lrpe"), "1+elu"),
+                                                      ("cosformer", ("linear", "cosformer"), "relu"),
+                                                      ("softmax_relative", ("softmax", "relative_key"), "1+elu"),
+                                                      ("softmax", ("softmax", "nope"), "1+elu")])
+def test_attention_type_of_lrpe_hf_0_2_loads_as_the_same_pair(legacy, pair, feature_map):
+    """config.json of lrpe_hf <= 0.2 named the variant in attention_type (and carried feature_map '1+elu' even for
+    cosFormer, which always ran on ReLU); it loads as the same attention type, encoding and feature map."""
+    old = LrpeVitConfig(**TINY).to_dict()
+    old.update(attention_type=legacy, feature_map="1+elu")
+    del old["position_encoding"]
+    cfg = LrpeVitConfig.from_dict(old)
+    assert (cfg.attention_type, cfg.position_encoding) == pair
+    if pair[0] == "linear":
+        assert cfg.feature_map == feature_map
+    if legacy != "softmax":  # a variant name with a different encoding beside it is a contradiction
+        with pytest.raises(ValueError, match=f"attention_type='{legacy}' means position_encoding"):
+            LrpeVitConfig.from_dict({**old, "position_encoding": "nope" if pair[1] != "nope" else "rope"})
