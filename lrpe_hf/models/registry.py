@@ -42,6 +42,9 @@ def register_all() -> None:
         for auto_name, model_class in module.AUTO_MODEL_CLASSES.items():
             getattr(transformers, auto_name).register(config_class, model_class)
             ARCHITECTURE_MODEL_TYPES[model_class.__name__] = model_type
+        # classes an Auto class builds without being registered (MixFormerModel's image and seq2seq backbones)
+        for model_class in getattr(module, "OTHER_MODEL_CLASSES", ()):
+            ARCHITECTURE_MODEL_TYPES[model_class.__name__] = model_type
         processor = getattr(module, "IMAGE_PROCESSOR_CLASS", None)
         if processor is not None:
             transformers.AutoImageProcessor.register(config_class, image_processor_classes={"pil": processor})

@@ -76,8 +76,13 @@ def _register_mapping_names() -> None:
                 # model, the suite would skip its training and gradient-checkpointing tests without a forward pass.
                 continue
             names = getattr(modeling_auto, _MAPPING_NAMES[auto_name], None)
-            if names is not None:
-                names.setdefault(model_type, model_class.__name__)
+            if names is None:
+                continue
+            # what AutoModel's class builds for each config (MixFormerModel: an image or a seq2seq backbone) is a
+            # base model too
+            others = getattr(module, "OTHER_MODEL_CLASSES", ()) if auto_name == "AutoModel" else ()
+            value = (model_class.__name__, *(c.__name__ for c in others)) if others else model_class.__name__
+            names.setdefault(model_type, value)
 
 
 # Common tests that return without checking anything when a model lacks what they test; for such a model they are

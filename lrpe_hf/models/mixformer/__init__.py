@@ -9,8 +9,10 @@ from .modeling_mixformer import (
     MixFormerForConditionalGeneration,
     MixFormerForImageClassification,
     MixFormerImageEmbeddings,
+    MixFormerImageModel,
     MixFormerModel,
     MixFormerPreTrainedModel,
+    MixFormerSeq2SeqModel,
 )
 
 CONFIG_CLASS = MixFormerConfig
@@ -19,10 +21,13 @@ AUTO_MODEL_CLASSES = {
     "AutoModelForImageClassification": MixFormerForImageClassification,
     "AutoModelForSeq2SeqLM": MixFormerForConditionalGeneration,
 }
+# What AutoModel's MixFormerModel(config) builds, by config.is_encoder_decoder
+OTHER_MODEL_CLASSES = (MixFormerImageModel, MixFormerSeq2SeqModel)
 
 __all__ = [
     "CONFIG_CLASS",
     "AUTO_MODEL_CLASSES",
+    "OTHER_MODEL_CLASSES",
     "MixFormerConfig",
     "build_generation_cache",
     "MixFormerDecoderLayer",
@@ -31,6 +36,8 @@ __all__ = [
     "MixFormerForConditionalGeneration",
     "MixFormerForImageClassification",
     "MixFormerImageEmbeddings",
+    "MixFormerImageModel",
     "MixFormerModel",
     "MixFormerPreTrainedModel",
+    "MixFormerSeq2SeqModel",
 ]

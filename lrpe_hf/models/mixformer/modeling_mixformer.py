@@ -251,21 +251,16 @@ class MixFormerEncoder(nn.Module):
         return sliced_layer_norm(hidden_states, self.layer_norm), all_hidden
 
 
-def _share_embedding(module: nn.Module, embedding: nn.Embedding) -> None:
-    """Give ``module`` a reference to the model's one token embedding without registering it as a sub-module: the
-    weight then lives once in the state dict (``mixformer.shared.weight``), whatever ``tie_word_embeddings`` says."""
-    module.__dict__["embed_tokens"] = embedding
-
-
 class MixFormerTextEncoder(nn.Module):
     """Token embeddings (shared) ``* sqrt(d)`` + learned positions -> :class:`MixFormerEncoder` (seq2seq side)."""
 
     main_input_name = "input_ids"
 
-    def __init__(self, config: MixFormerConfig, embed_tokens: nn.Embedding):
+    def __init__(self, config: MixFormerConfig):
         super().__init__()
         self.config = config
-        _share_embedding(self, embed_tokens)
+        # the model's one token table: tied to MixFormerSeq2SeqModel.shared (_tied_weights_keys)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.encoder = MixFormerEncoder(config)
         self.embed_scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
@@ -295,10 +290,11 @@ class MixFormerTextEncoder(nn.Module):
 class MixFormerTextDecoder(nn.Module):
     """Decoder stack with per-layer self-attention type, softmax cross-attention and the shared embeddings."""
 
-    def __init__(self, config: MixFormerConfig, embed_tokens: nn.Embedding):
+    def __init__(self, config: MixFormerConfig):
         super().__init__()
         self.config = config
-        _share_embedding(self, embed_tokens)
+        # the model's one token table: tied to MixFormerSeq2SeqModel.shared (_tied_weights_keys)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.embed_positions = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.embed_scale = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
         self.layers = nn.ModuleList(
@@ -364,16 +360,8 @@ class MixFormerPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
-    _no_split_modules = ["MixFormerEncoderLayer", "MixFormerDecoderLayer"]
+    _no_split_modules = ["MixFormerEncoderLayer"]
     _skip_keys_device_placement = ["cache", "past_key_values"]
-
-    def post_init(self):
-        # List only the block classes this model contains: accelerate's FSDP wrap policy raises on a listed class
-        # it cannot find, and an image encoder has no decoder layers.
-        self._no_split_modules = ["MixFormerEncoderLayer"]
-        if self.config.is_encoder_decoder:
-            self._no_split_modules.append("MixFormerDecoderLayer")
-        super().post_init()
 
     def _init_weights(self, module):
         std = self.config.initializer_range
@@ -397,64 +385,107 @@ class MixFormerPreTrainedModel(AtomicSaveMixin, PreTrainedModel):
 
 
 class MixFormerModel(MixFormerPreTrainedModel):
-    """Backbone. Image encoder: ``forward(pixel_values)`` -> ``BaseModelOutputWithPooling`` (pooler = mean of the
-    patch tokens or CLS, after the final LayerNorm). Encoder-decoder (``config.is_encoder_decoder``):
-    ``forward(input_ids, attention_mask, decoder_input_ids, ...)`` -> ``Seq2SeqModelOutput``."""
+    """The backbone ``AutoModel`` builds for ``model_type="mixformer"``: constructing it gives a
+    :class:`MixFormerImageModel` (image encoder) or a :class:`MixFormerSeq2SeqModel` (encoder-decoder, like
+    ``BartModel``) as ``config.is_encoder_decoder`` says; both are ``MixFormerModel``s with their own class-level
+    ``main_input_name``, ``_no_split_modules`` and tied weights."""
+
+    def __new__(cls, config=None, *args, **kwargs):
+        if cls is MixFormerModel:
+            if config is None:
+                raise TypeError("MixFormerModel(config): the config says which backbone to build")
+            cls = MixFormerSeq2SeqModel if getattr(config, "is_encoder_decoder", False) else MixFormerImageModel
+        return super().__new__(cls)
+
+
+class MixFormerImageModel(MixFormerModel):
+    """Image encoder: ``forward(pixel_values)`` -> ``BaseModelOutputWithPooling`` (pooler = mean of the patch tokens
+    or CLS, after the final LayerNorm)."""
 
     def __init__(self, config: MixFormerConfig):
         super().__init__(config)
         if config.is_encoder_decoder:
-            self.main_input_name = "input_ids"
-            self.shared = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-            self.encoder = MixFormerTextEncoder(config, self.shared)
-            self.decoder = MixFormerTextDecoder(config, self.shared)
-        else:
-            self.embeddings = MixFormerImageEmbeddings(config)
-            self.encoder = MixFormerEncoder(config)
+            raise ValueError("MixFormerImageModel needs is_encoder_decoder=False (MixFormerSeq2SeqModel otherwise)")
+        self.embeddings = MixFormerImageEmbeddings(config)
+        self.encoder = MixFormerEncoder(config)
         self.post_init()
 
     def get_input_embeddings(self):
-        # the image model's patch conv: a module whose output is a tensor (see PatchEmbedding)
-        return self.shared if self.config.is_encoder_decoder else self.embeddings.patch_embeddings.projection
+        # the patch conv: a module whose output is a tensor (see PatchEmbedding)
+        return self.embeddings.patch_embeddings.projection
 
     def set_input_embeddings(self, value):
-        if not self.config.is_encoder_decoder:
-            raise ValueError("the image MixFormer has a patch embedding, not a token embedding to replace")
-        self.shared = value
-        _share_embedding(self.encoder, value)
-        _share_embedding(self.decoder, value)
-
-    def get_encoder(self, modality=None):
-        return self.encoder
+        raise ValueError("the image MixFormer has a patch embedding, not a token embedding to replace")
 
     @can_return_tuple
-    def forward(self, pixel_values=None, input_ids=None, attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, encoder_outputs=None, cache=None, inputs_embeds=None,
-                decoder_inputs_embeds=None, use_cache=None, output_hidden_states=None, output_attentions=None,
-                past_key_values=None, **kwargs):
-        past_key_values = resolve_cache(cache, past_key_values, kwargs)
-        if self.config.is_encoder_decoder:
-            refuse_packed_batch(type(self).__name__, kwargs)
+    def forward(self, pixel_values=None, output_hidden_states=None, output_attentions=None, **kwargs):
         reject_unknown_kwargs(type(self).__name__, kwargs)
         refuse_output_attentions(type(self).__name__, output_attentions)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        if not self.config.is_encoder_decoder:
-            if pixel_values is None:
-                raise ValueError("the image MixFormer needs pixel_values (batch, channels, height, width)")
-            check_pixel_values(pixel_values, type(self).__name__)
-            x, grid = self.embeddings(pixel_values)
-            positions = torch.arange(x.shape[1], device=x.device)
-            last, hidden = self.encoder(x, positions=positions, output_hidden_states=output_hidden_states)
-            if self.config.pooling == "cls":
-                pooled = last[:, 0]
-            else:
-                pooled = last[:, int(self.config.use_cls_token):].mean(dim=1)
-            return BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=pooled, hidden_states=hidden)
+        if pixel_values is None:
+            raise ValueError("the image MixFormer needs pixel_values (batch, channels, height, width)")
+        check_pixel_values(pixel_values, type(self).__name__)
+        x, grid = self.embeddings(pixel_values)
+        positions = torch.arange(x.shape[1], device=x.device)
+        last, hidden = self.encoder(x, positions=positions, output_hidden_states=output_hidden_states)
+        if self.config.pooling == "cls":
+            pooled = last[:, 0]
+        else:
+            pooled = last[:, int(self.config.use_cls_token):].mean(dim=1)
+        return BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=pooled, hidden_states=hidden)
 
-        if pixel_values is not None:
+
+class MixFormerSeq2SeqModel(MixFormerModel):
+    """Encoder-decoder backbone (like ``BartModel``): ``forward(input_ids, attention_mask, decoder_input_ids, ...)``
+    -> ``Seq2SeqModelOutput``. One token table, ``shared``, feeds the encoder and the decoder: their
+    ``embed_tokens`` are tied to it through ``_tied_weights_keys`` always (the architecture shares one table;
+    ``tie_word_embeddings`` decides only whether a language-model head shares it too)."""
+
+    main_input_name = "input_ids"
+    input_modalities = ("text",)
+    _no_split_modules = ["MixFormerEncoderLayer", "MixFormerDecoderLayer"]
+    _tied_weights_keys = {"encoder.embed_tokens.weight": "shared.weight",
+                          "decoder.embed_tokens.weight": "shared.weight"}
+
+    def __init__(self, config: MixFormerConfig):
+        super().__init__(config)
+        if not config.is_encoder_decoder:
+            raise ValueError("MixFormerSeq2SeqModel needs is_encoder_decoder=True (MixFormerImageModel otherwise)")
+        self.shared = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.encoder = MixFormerTextEncoder(config)
+        self.decoder = MixFormerTextDecoder(config)
+        self.post_init()
+
+    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
+        tied = super().get_expanded_tied_weights_keys(all_submodels=all_submodels)
+        if not all_submodels:  # the encoder/decoder tables are one whatever tie_word_embeddings says
+            tied = {**self._tied_weights_keys, **tied}
+        return tied
+
+    _input_embed_layer = "shared"  # Transformers' get_input_embeddings reads it
+
+    def set_input_embeddings(self, value):
+        self.shared = value
+        self.encoder.embed_tokens = value
+        self.decoder.embed_tokens = value
+
+    @can_return_tuple
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, cache=None, inputs_embeds=None,
+                decoder_inputs_embeds=None, use_cache=None, output_hidden_states=None, output_attentions=None,
+                past_key_values=None, **kwargs):
+        past_key_values = resolve_cache(cache, past_key_values, kwargs)
+        refuse_packed_batch(type(self).__name__, kwargs)
+        if kwargs.get("pixel_values") is not None:
             raise ValueError("the encoder-decoder MixFormer takes input_ids, not pixel_values")
+        kwargs.pop("pixel_values", None)
+        reject_unknown_kwargs(type(self).__name__, kwargs)
+        refuse_output_attentions(type(self).__name__, output_attentions)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                            inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states)
@@ -495,7 +526,7 @@ class MixFormerForImageClassification(MixFormerPreTrainedModel):
         if config.is_encoder_decoder:
             raise ValueError("MixFormerForImageClassification needs is_encoder_decoder=False")
         self.num_labels = config.num_labels
-        self.mixformer = MixFormerModel(config)
+        self.mixformer = MixFormerImageModel(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
         self.post_init()
 
@@ -543,13 +574,17 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
 
     main_input_name = "input_ids"
     input_modalities = ("text",)
+    _no_split_modules = ["MixFormerEncoderLayer", "MixFormerDecoderLayer"]
     _tied_weights_keys = {"lm_head.weight": "mixformer.shared.weight"}
 
     def __init__(self, config: MixFormerConfig):
         super().__init__(config)
+        # The unshifted token cross-entropy (decoder inputs are the labels shifted right already) with Transformers'
+        # ignore_index and num_items_in_batch handling; Transformers' guess from the class name would shift them.
+        self.loss_type = "ForMaskedLM"
         if not config.is_encoder_decoder:
             raise ValueError("MixFormerForConditionalGeneration needs is_encoder_decoder=True")
-        self.mixformer = MixFormerModel(config)
+        self.mixformer = MixFormerSeq2SeqModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
@@ -562,21 +597,6 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
         # The model builds its cache in forward (build_generation_cache): DynamicCache(config=...) would size it by
         # the encoder's layer count and give the always-softmax cross-attention the self-attention kinds.
         return False
-
-    def get_input_embeddings(self):
-        return self.mixformer.shared
-
-    def set_input_embeddings(self, value):
-        self.mixformer.set_input_embeddings(value)
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, value):
-        self.lm_head = value
-
-    def get_encoder(self, modality=None):
-        return self.mixformer.encoder
 
     @can_return_tuple
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
@@ -609,11 +629,7 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
         logits = self.lm_head(hidden)
         loss = None
         if labels is not None:
-            num_items = kwargs.get("num_items_in_batch")
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1).to(logits.device),
-                                   ignore_index=-100, reduction="sum" if num_items is not None else "mean")
-            if num_items is not None:
-                loss = loss / torch.as_tensor(num_items, device=loss.device, dtype=loss.dtype)
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
         return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
@@ -634,6 +650,8 @@ __all__ = [
     "MixFormerTextDecoder",
     "MixFormerPreTrainedModel",
     "MixFormerModel",
+    "MixFormerImageModel",
+    "MixFormerSeq2SeqModel",
     "MixFormerForImageClassification",
     "MixFormerForConditionalGeneration",
     "shift_tokens_right",

@@ -16,7 +16,8 @@ from lrpe_hf.models.mixformer import (  # noqa: E402
     MixFormerConfig,
     MixFormerForConditionalGeneration,
     MixFormerForImageClassification,
-    MixFormerModel,
+    MixFormerImageModel,
+    MixFormerSeq2SeqModel,
 )
 
 floats_tensor = modeling_common.floats_tensor
@@ -42,7 +43,7 @@ class MixFormerImageTester:
 
 
 class MixFormerImageCommonTest(modeling_common.ModelTesterMixin, unittest.TestCase):
-    all_model_classes = (MixFormerModel, MixFormerForImageClassification)
+    all_model_classes = (MixFormerImageModel, MixFormerForImageClassification)
     has_attentions = False
     test_torch_exportable = False
     test_resize_embeddings = False
@@ -134,7 +135,7 @@ class MixFormerSeq2SeqTester:
 
 
 class MixFormerSeq2SeqCommonTest(modeling_common.ModelTesterMixin, GenerationTesterMixin, unittest.TestCase):
-    all_model_classes = (MixFormerModel, MixFormerForConditionalGeneration)
+    all_model_classes = (MixFormerSeq2SeqModel, MixFormerForConditionalGeneration)
     has_attentions = False
     test_torch_exportable = False
     is_encoder_decoder = True

@@ -15,7 +15,13 @@ from transformers import (
 import lrpe_hf  # noqa: F401  (registers the model types)
 from transformers import EncoderDecoderCache
 
-from lrpe_hf.models.mixformer import MixFormerConfig, MixFormerForConditionalGeneration
+from lrpe_hf.models.mixformer import (
+    MixFormerConfig,
+    MixFormerForConditionalGeneration,
+    MixFormerImageModel,
+    MixFormerModel,
+    MixFormerSeq2SeqModel,
+)
 from lrpe_hf.models.modeling_common import CACHE_NAME
 
 MIXED = ["cosformer", "softmax", "softmax_relative", "lrpe"]
@@ -275,9 +281,41 @@ def test_seq2seq_save_load_generate_identical_and_tied_embeddings(tmp_path):
     model.save_pretrained(tmp_path)
     again = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
     assert again.lm_head.weight.data_ptr() == again.mixformer.shared.weight.data_ptr()
-    assert again.mixformer.encoder.embed_tokens is again.mixformer.shared
-    assert not any("embed_tokens" in k for k in again.state_dict())  # one embedding, stored once
+    shared = again.mixformer.shared.weight
+    assert again.mixformer.encoder.embed_tokens.weight is shared and again.mixformer.decoder.embed_tokens.weight is shared
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:  # one embedding, stored once
+        assert not any("embed_tokens" in k or "lm_head" in k for k in f.keys())
     assert torch.equal(again.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, num_beams=2), before)
+
+
+def test_untied_head_still_shares_one_token_table_between_encoder_and_decoder(tmp_path):
+    """tie_word_embeddings=False unties the LM head only: the encoder and decoder read one table, as they always did
+    (checkpoints of such configs hold mixformer.shared.weight and lm_head.weight, nothing else)."""
+    torch.manual_seed(0)
+    model = AutoModelForSeq2SeqLM.from_config(seq2seq_config(tie_word_embeddings=False)).eval()
+    shared = model.mixformer.shared.weight
+    assert model.mixformer.encoder.embed_tokens.weight is shared and model.mixformer.decoder.embed_tokens.weight is shared
+    assert model.lm_head.weight is not shared
+    model.save_pretrained(tmp_path)
+    again, info = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    ids, mask = source_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(input_ids=ids, attention_mask=mask, decoder_input_ids=ids).logits,
+                                   model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids).logits)
+
+
+def test_automodel_builds_the_backbone_the_config_asks_for():
+    image = AutoModel.from_config(image_config())
+    text = AutoModel.from_config(seq2seq_config())
+    assert isinstance(image, MixFormerImageModel) and isinstance(image, MixFormerModel)
+    assert isinstance(text, MixFormerSeq2SeqModel) and isinstance(text, MixFormerModel)
+    assert (image.main_input_name, text.main_input_name) == ("pixel_values", "input_ids")
+    assert "MixFormerDecoderLayer" not in image._no_split_modules
+    with pytest.raises(ValueError, match="is_encoder_decoder=True"):
+        MixFormerSeq2SeqModel(image_config())
 
 
 def test_untied_output_projection_round_trips(tmp_path):
