@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import feature_map, linear_attention
-
-ATTENTION_TYPES = ("linear", "softmax")
+from .attention import ATTENTION_TYPES
 FIXATION_INPUTS = ("qkv", "qk", "q", "k")
 
 
