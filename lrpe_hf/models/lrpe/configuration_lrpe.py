@@ -125,6 +125,10 @@ class LrpeConfig(PreTrainedConfig):
             it a sinusoidal table of amplitude 1 swamps token embeddings initialised at std 0.02). ``None`` means
             "when the absolute position embedding is sinusoidal"; the resolved bool is what gets saved.
         chunk_size: chunk length of the chunked linear-attention algorithm.
+        loss_chunk_size: ``0`` (default): the causal-LM loss is Transformers' (all logits, then cross-entropy).
+            ``n > 0``: while training with ``labels``, the output projection and the loss run together over chunks of
+            ``n`` tokens (``lrpe_hf.ops.cross_entropy``), never holding all ``tokens x vocab`` float32 logits; the
+            output's ``logits`` is then None (evaluation and generation still return them). Same loss and gradients.
         attention_algorithm: ``"chunked"`` (default), ``"parallel"`` or ``"recurrent"``: same function.
         linear_attention_backend: ``"auto"`` runs the causal chunked path through flash-linear-attention's kernel
             when that package is installed and the tensors are on a GPU (plain PyTorch otherwise); ``"torch"``
@@ -163,6 +167,7 @@ class LrpeConfig(PreTrainedConfig):
         absolute_position_embedding: str = "sinusoidal",
         scale_embedding: bool | None = None,
         chunk_size: int = 64,
+        loss_chunk_size: int = 0,
         attention_algorithm: str = "chunked",
         linear_attention_backend: str = "auto",
         max_position_embeddings: int = 512,
@@ -209,6 +214,7 @@ class LrpeConfig(PreTrainedConfig):
             scale_embedding = absolute_position_embedding == "sinusoidal"
         self.scale_embedding = bool(scale_embedding)
         self.chunk_size = chunk_size
+        self.loss_chunk_size = loss_chunk_size
         self.attention_algorithm = attention_algorithm
         self.linear_attention_backend = linear_attention_backend
         self.max_position_embeddings = max_position_embeddings
@@ -244,6 +250,10 @@ class LrpeConfig(PreTrainedConfig):
             raise ValueError(f"LrpeConfig.layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
         if not isinstance(self.lrpe_seed, int) or isinstance(self.lrpe_seed, bool) or self.lrpe_seed < 0:
             raise ValueError(f"LrpeConfig.lrpe_seed must be a non-negative int, got {self.lrpe_seed!r}")
+        if not isinstance(self.loss_chunk_size, int) or isinstance(self.loss_chunk_size, bool) \
+                or self.loss_chunk_size < 0:
+            raise ValueError(f"LrpeConfig.loss_chunk_size must be a non-negative int (0: off), got "
+                             f"{self.loss_chunk_size!r}")
         if num_labels is not None and (not isinstance(num_labels, int) or num_labels < 1):
             raise ValueError(f"LrpeConfig.num_labels must be a positive int, got {num_labels!r}")
 

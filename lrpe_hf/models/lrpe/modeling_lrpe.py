@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
@@ -27,6 +28,7 @@ from transformers.utils import can_return_tuple
 
 from ...layers.attention import LinearAttention, SoftmaxAttention
 from ...layers.position_encoding import PositionEncoding, init_position_encoding
+from ...ops.cross_entropy import linear_cross_entropy
 from ..cache_layers import RollbackLinearAttentionLayer, adopt_rollback_layers, layer_past, store_layer_state
 from ..modeling_common import (
     AtomicSaveMixin,
@@ -492,6 +494,15 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
         # cannot answer; there the model builds the same DynamicCache in forward and generate threads it through.
         return CACHE_NAME == "cache" and super()._supports_default_dynamic_cache()
 
+    def _chunked_loss(self, hidden_states, labels, num_items_in_batch=None, ignore_index=-100, shift_labels=None):
+        """Transformers' causal-LM loss (labels shifted left, ``ignore_index`` skipped, mean or sum over
+        ``num_items_in_batch``) computed with the output projection chunk by chunk."""
+        if shift_labels is None:
+            shift_labels = F.pad(labels, (0, 1), value=ignore_index)[..., 1:]
+        return linear_cross_entropy(hidden_states, self.lm_head.weight, self.lm_head.bias, shift_labels,
+                                    chunk_size=self.config.loss_chunk_size, ignore_index=ignore_index,
+                                    num_items_in_batch=num_items_in_batch)
+
     @can_return_tuple
     def forward(
         self,
@@ -535,6 +546,14 @@ class LrpeForCausalLM(LrpePreTrainedModel, GenerationMixin):
                 starts[:, 1:] = documents[:, 1:] != documents[:, :-1]
                 labels = labels.masked_fill(starts, -100)
         hidden_states = outputs.last_hidden_state
+        if labels is not None and self.training and self.config.loss_chunk_size:
+            # The head and the loss in one pass over chunks of tokens: no (tokens x vocab) logits (see the config).
+            return CausalLMOutputWithPast(
+                loss=self._chunked_loss(hidden_states, labels, **loss_kwargs),
+                logits=None,
+                **cache_output(getattr(outputs, CACHE_NAME, None)),
+                hidden_states=outputs.hidden_states,
+            )
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         logits = self.lm_head(hidden_states[:, keep, :])
         loss = None
