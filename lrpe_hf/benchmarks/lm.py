@@ -72,6 +72,9 @@ def _build(model_name: str, args):
     )
     if model_name == "lrpe":
         # The paper's LM preset at this width; sinusoidal APE needs no table, so max_positions only bounds inputs.
+        config = LrpeConfig.from_preset(args.preset, size="wikitext-base", hidden_dropout_prob=0.0,
+                                        loss_chunk_size=args.loss_chunk_size, **common)
+    elif model_name == "lrpe-plain-loss":  # the same LRPE with Transformers' all-logits loss (memory comparison)
         config = LrpeConfig.from_preset(args.preset, size="wikitext-base", hidden_dropout_prob=0.0, **common)
     elif model_name == "llama":
         config = LlamaConfig(num_key_value_heads=args.num_heads, hidden_act="silu", attn_implementation="sdpa", **common)
@@ -148,7 +151,7 @@ def worker_train_pair(args) -> dict:
     drifts of a shared machine hit both alike. The ratio is taken between medians of the same rounds."""
     import torch
 
-    names = ("lrpe", "llama")
+    names = ("lrpe", "llama") + (("lrpe-plain-loss",) if args.loss_chunk_size else ())
     models = {}
     for name in names:
         models[name] = _build(name, args)
@@ -222,7 +225,7 @@ def worker_generate(args) -> dict:
             for n_ctx in contexts if r % 2 == 0 else contexts[::-1]:
                 if n_ctx in failed:
                     continue
-                ids = torch.randint(0, args.vocab_size, (1, n_ctx), device=args.device)
+                ids = torch.randint(0, args.vocab_size, (args.gen_batch, n_ctx), device=args.device)
                 stamps = Stamps()
                 start = time.perf_counter()
                 try:
@@ -257,8 +260,73 @@ def worker_generate(args) -> dict:
             "prefill_and_first_token_s": statistics.median(prefill[n_ctx]),
             "decode_steps_timed": len(steps),
             "rounds": args.gen_rounds,
+            "batch": args.gen_batch,
         }
     return {"status": "ok", "per_context": per_context}
+
+
+def worker_decode_forms(args) -> dict:
+    """LRPE's attention after a ``--decode_context``-token state, recurrent against chunked, for one new token (a
+    decoding step) and short prefills, at batch 1 and 8, with the model's head count and widths (q/k after the LRPE
+    transform), interleaved. Only the attention op differs between the forms; the rest of a step is the same."""
+    import torch
+
+    from ..models.lrpe import LrpeConfig
+    from ..ops import lrpe_output_dim
+    from ..ops.linear_attention import linear_attention, linear_attention_state
+
+    config = LrpeConfig.from_preset(args.preset, size="wikitext-base", hidden_size=args.hidden_size,
+                                    num_attention_heads=args.num_heads)
+    h, hd = args.num_heads, args.hidden_size // args.num_heads
+    dk = lrpe_output_dim(config.lrpe_core, config.lrpe_p, hd)
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for batch in (1, 8):
+        k0 = torch.rand(batch, h, args.decode_context, dk, generator=g)
+        state = linear_attention_state(k0, torch.randn(batch, h, args.decode_context, hd, generator=g))
+        for n in (1, 16, 64, 256):
+            q, k = torch.rand(batch, h, n, dk, generator=g), torch.rand(batch, h, n, dk, generator=g)
+            v = torch.randn(batch, h, n, hd, generator=g)
+            forms = {form: (lambda form=form: linear_attention(q, k, v, causal=True, algorithm=form,
+                                                               chunk_size=config.chunk_size, initial_state=state,
+                                                               return_state=True))
+                     for form in ("recurrent", "chunked")}
+            samples = interleaved(forms, rounds=args.repeats * 5, warmup=2, device=args.device)
+            ms = {form: 1000 * statistics.median(x.wall for x in samples[form]) for form in forms}
+            out[f"batch{batch}_tokens{n}"] = {**{f"{form}_ms": ms[form] for form in forms},
+                                              "chunked_over_recurrent": ms["chunked"] / ms["recurrent"]}
+    return {"status": "ok", "per_shape": out, "heads": h, "dk": dk, "dv": hd, "context": args.decode_context}
+
+
+def worker_flop_rate(args) -> dict:
+    """The chunked causal linear-attention op's achieved FLOP rate (analytic FLOPs / time) at ``--flop_seq_len``
+    tokens with the model's heads and widths, beside the same machine's plain matmul rate (a square float32 product
+    of comparable work), interleaved in one process."""
+    import torch
+
+    from ..models.lrpe import LrpeConfig
+    from ..nas.flops import _linear_attention_flops
+    from ..ops import lrpe_output_dim
+    from ..ops.linear_attention import linear_attention
+
+    config = LrpeConfig.from_preset(args.preset, size="wikitext-base", hidden_size=args.hidden_size,
+                                    num_attention_heads=args.num_heads)
+    h, hd, n = args.num_heads, args.hidden_size // args.num_heads, args.flop_seq_len
+    dk = lrpe_output_dim(config.lrpe_core, config.lrpe_p, hd)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.rand(1, h, n, dk, generator=g), torch.rand(1, h, n, dk, generator=g), torch.randn(1, h, n, hd, generator=g)
+    attention_flops = h * _linear_attention_flops(n, n, dk, hd, causal=True, chunk=config.chunk_size)
+    side = max(64, int(round((attention_flops / 2) ** (1 / 3))))  # a square product of about the same work
+    a, b = torch.randn(side, side, generator=g), torch.randn(side, side, generator=g)
+    samples = interleaved({"attention": lambda: linear_attention(q, k, v, causal=True, algorithm="chunked",
+                                                                 chunk_size=config.chunk_size),
+                           "matmul": lambda: a @ b}, rounds=args.repeats * 5, warmup=2, device=args.device)
+    t_att = statistics.median(x.wall for x in samples["attention"])
+    t_mm = statistics.median(x.wall for x in samples["matmul"])
+    att_rate, mm_rate = attention_flops / t_att / 1e9, 2 * side**3 / t_mm / 1e9
+    return {"status": "ok", "seq_len": n, "heads": h, "dk": dk, "dv": hd, "chunk_size": config.chunk_size,
+            "attention_gflop": attention_flops / 1e9, "attention_gflops_per_s": att_rate,
+            "matmul_side": side, "matmul_gflops_per_s": mm_rate, "fraction_of_matmul": att_rate / mm_rate}
 
 
 def worker_main(args) -> None:
@@ -266,7 +334,8 @@ def worker_main(args) -> None:
 
     torch.set_num_threads(args.threads)
     try:
-        workers = {"train": worker_train, "train_pair": worker_train_pair, "generate": worker_generate}
+        workers = {"train": worker_train, "train_pair": worker_train_pair, "generate": worker_generate,
+                   "decode_forms": worker_decode_forms, "flop_rate": worker_flop_rate}
         result = workers[args.mode](args)
     except Exception as err:  # noqa: BLE001 (an OOM is a result; anything else is reported as an error)
         result = {"status": "OOM" if _is_oom(err) else "error", "error": f"{type(err).__name__}: {str(err)[:300]}"}
@@ -282,7 +351,8 @@ def run_worker(args, model: str, mode: str, seq_len: int) -> dict:
         cmd += ["--seq_len", str(seq_len)]
     for name in (
         "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions", "preset",
-        "device", "threads", "repeats", "new_tokens", "memory_budget_gib", "gen_rounds",
+        "device", "threads", "repeats", "new_tokens", "memory_budget_gib", "gen_rounds", "gen_batch",
+        "loss_chunk_size", "decode_context", "flop_seq_len",
     ):
         cmd += [f"--{name}", str(getattr(args, name))]
     cmd += ["--contexts", *map(str, args.contexts)]
@@ -390,7 +460,6 @@ def summarize(results: dict) -> dict:
 
 def markdown_table(results: dict) -> str:
     train = {(r["model"], r["seq_len"]): r for r in results["train"]}
-    gen = {(r["model"], r["context"]): r for r in results["generate"]}
 
     def cell(r, key, fmt):
         if r is None:
@@ -411,96 +480,301 @@ def markdown_table(results: dict) -> str:
             f"{cell(a, 'tokens_per_cpu_s', '{:.0f}')} | {cell(b, 'tokens_per_cpu_s', '{:.0f}')} | "
             f"{sp_text} | {cell(a, 'peak_memory_mib', '{:.0f}')} | {cell(b, 'peak_memory_mib', '{:.0f}')} |"
         )
-    lines += ["", "| context | LRPE ms/token (wall) | Llama ms/token (wall) | LRPE CPU-ms/token | Llama CPU-ms/token |", "|---|---|---|---|---|"]
-    for n in results["contexts"]:
-        a, b = gen.get(("lrpe", n)), gen.get(("llama", n))
-        cpu = [cell(r, "per_token_cpu_ms_median", "{:.1f}") if r and "per_token_cpu_ms_median" in r or (r and r["status"] != "ok") else "-" for r in (a, b)]
-        lines.append(
-            f"| {_fmt_len(n)} | {cell(a, 'per_token_ms_median', '{:.1f}')} | {cell(b, 'per_token_ms_median', '{:.1f}')} | "
-            f"{cpu[0]} | {cpu[1]} |"
-        )
+    lines += ["", "| context | batch | LRPE ms/token (wall) | Llama ms/token (wall) | LRPE CPU-ms/token | "
+              "Llama CPU-ms/token |", "|---|---|---|---|---|---|"]
+    gen = {(r["model"], r["context"], r.get("batch", 1)): r for r in results["generate"]}
+    for batch in sorted({r.get("batch", 1) for r in results["generate"]}):
+        for n in results["contexts"]:
+            a, b = gen.get(("lrpe", n, batch)), gen.get(("llama", n, batch))
+            cpu = [cell(r, "per_token_cpu_ms_median", "{:.1f}") if r and "per_token_cpu_ms_median" in r
+                   or (r and r["status"] != "ok") else "-" for r in (a, b)]
+            lines.append(
+                f"| {_fmt_len(n)} | {batch} | {cell(a, 'per_token_ms_median', '{:.1f}')} | "
+                f"{cell(b, 'per_token_ms_median', '{:.1f}')} | {cpu[0]} | {cpu[1]} |"
+            )
     return "\n".join(lines)
+
+
+def _width_args(args, width: int):
+    """The arguments of one width's run: heads of ``args.head_dim`` channels, an FFN 4x as wide."""
+    import copy
+
+    run = copy.copy(args)
+    run.hidden_size, run.num_heads, run.intermediate_size = width, max(1, width // args.head_dim), 4 * width
+    return run
+
+
+def run_width(args, bar=None) -> dict:
+    """Training (memory alone per model, throughput paired) at ``args.seq_lens`` and generation at
+    ``args.contexts`` for every batch of ``args.gen_batches``, at one width."""
+    jobs = [("train", m, n) for n in args.seq_lens for m in ("lrpe", "llama", "pair")]
+    if args.loss_chunk_size:  # what the chunked loss saves: the same LRPE with the all-logits loss, longest only
+        jobs.insert(len(jobs) - 1, ("train", "lrpe-plain-loss", max(args.seq_lens)))
+    if args.contexts:
+        jobs += [("generate", m, batch) for batch in args.gen_batches for m in ("lrpe", "llama")]
+    run = {
+        "model": {
+            "hidden_size": args.hidden_size, "num_layers": args.num_layers, "num_heads": args.num_heads,
+            "intermediate_size": args.intermediate_size, "vocab_size": args.vocab_size, "lrpe_preset": args.preset,
+            "lrpe_loss_chunk_size": args.loss_chunk_size,
+            "llama": "LlamaForCausalLM, attn_implementation='sdpa', num_key_value_heads = num_heads, SiLU gated MLP",
+            "note": args.note,
+        },
+        "seq_lens": args.seq_lens, "contexts": args.contexts, "train": [], "generate": [], "memory_extra": {},
+    }
+    memory = {}
+    for mode, model, n in jobs:
+        if bar is not None:
+            bar.set_postfix_str(f"width {args.hidden_size} {mode} {model} {n}")
+        if mode == "train" and model != "pair":  # memory: each model alone in a fresh process
+            r = run_worker(args, model, "train", n)
+            if model == "lrpe-plain-loss":
+                run["memory_extra"][f"lrpe-plain-loss@{n}"] = r
+            else:
+                memory[model, n] = r
+        elif mode == "train":
+            r = run_worker(args, model, "train_pair", n)
+            run["train"] += [merge_train_row(memory.pop((m, n)), r, m, n) for m in ("lrpe", "llama")]
+            if r["status"] == "ok" and "lrpe-plain-loss" in r["per_model"]:
+                run["memory_extra"][f"lrpe-plain-loss-timing@{n}"] = r["per_model"]["lrpe-plain-loss"]
+        else:
+            gen_args = copy_with(args, gen_batch=n)
+            r = run_worker(gen_args, model, "generate", None)
+            if r["status"] != "ok":
+                rows = [dict(r, model=model, context=c, batch=n) for c in args.contexts]
+            else:
+                rows = [dict(r["per_context"][str(c)], model=model, context=c, batch=n) for c in args.contexts]
+            run["generate"] += rows
+        if bar is not None:
+            bar.update(1)
+    run["summary"] = summarize(run)
+    return run
+
+
+def copy_with(args, **changes):
+    import copy
+
+    out = copy.copy(args)
+    for key, value in changes.items():
+        setattr(out, key, value)
+    return out
+
+
+def _ok(row):
+    return row is not None and row.get("status") == "ok"
+
+
+def five_figures(results: dict) -> dict:
+    """The issue's five figures with their targets, from the raw runs (CPU seconds where both are timed in one
+    process; absent where their sizes were not measured)."""
+    figures = {"throughput_vs_llama": {}, "linear_cost_16k_over_8k": {}, "peak_memory_16k_vs_llama": {},
+               "decoding_speedup_vs_llama_at_4k": {}, "chunked_attention_vs_matmul_flop_rate": None}
+    for width, run in results["runs"].items():
+        train = {(r["model"], r["seq_len"]): r for r in run["train"]}
+        for n in (8192, 16384):
+            a, b = train.get(("lrpe", n)), train.get(("llama", n))
+            if _ok(a) and _ok(b):
+                ratio = a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"]
+                target = 3.0 if n == 8192 else 5.0
+                plain = run["memory_extra"].get(f"lrpe-plain-loss-timing@{n}")
+                figures["throughput_vs_llama"][f"{width}@{n}"] = {
+                    "ratio_cpu": ratio, "ratio_wall": a["tokens_per_s"] / b["tokens_per_s"], "target": target,
+                    "met": ratio >= target,
+                    "ratio_cpu_with_transformers_loss": (plain["tokens_per_cpu_s"] / b["tokens_per_cpu_s"]
+                                                         if _ok(plain) else None),
+                }
+        a8, a16 = train.get(("lrpe", 8192)), train.get(("lrpe", 16384))
+        if _ok(a8) and _ok(a16):
+            ratio = a16["tokens_per_cpu_s"] / a8["tokens_per_cpu_s"]
+            figures["linear_cost_16k_over_8k"][str(width)] = {"ratio": ratio, "target": 0.9, "met": ratio >= 0.9}
+        l16, q16 = train.get(("lrpe", 16384)), train.get(("llama", 16384))
+        if _ok(l16) and q16 is not None:
+            entry = {"lrpe_mib": l16["peak_memory_mib"], "target": 0.5}
+            plain = run["memory_extra"].get("lrpe-plain-loss@16384")
+            if _ok(plain):
+                entry["lrpe_transformers_loss_mib"] = plain["peak_memory_mib"]
+            if _ok(q16):
+                entry.update(llama_mib=q16["peak_memory_mib"], fraction=l16["peak_memory_mib"] / q16["peak_memory_mib"])
+                entry["met"] = entry["fraction"] <= 0.5
+            else:
+                entry.update(llama=q16["status"], met=True)  # Llama could not train at 16k at all
+            figures["peak_memory_16k_vs_llama"][str(width)] = entry
+        gen = {(r["model"], r["context"], r.get("batch", 1)): r for r in run["generate"]}
+        for batch in sorted({r.get("batch", 1) for r in run["generate"]}):
+            a, b = gen.get(("lrpe", 4096, batch)), gen.get(("llama", 4096, batch))
+            if _ok(a) and _ok(b):
+                ratio = b["per_token_ms_median"] / a["per_token_ms_median"]
+                figures["decoding_speedup_vs_llama_at_4k"][f"{width}@batch{batch}"] = {
+                    "lrpe_ms": a["per_token_ms_median"], "llama_ms": b["per_token_ms_median"], "speedup": ratio,
+                    "target": 1.5, "met": ratio >= 1.5}
+    flop = results.get("flop_rate")
+    if _ok(flop):
+        figures["chunked_attention_vs_matmul_flop_rate"] = {
+            "fraction": flop["fraction_of_matmul"], "attention_gflops_per_s": flop["attention_gflops_per_s"],
+            "matmul_gflops_per_s": flop["matmul_gflops_per_s"], "target": 0.5, "met": flop["fraction_of_matmul"] >= 0.5}
+    return figures
+
+
+def five_figures_table(results: dict) -> str:
+    f = results["five_figures"]
+
+    def met(entry):
+        return "met" if entry.get("met") else "not met"
+
+    lines = ["| figure | where | measured | target | |", "|---|---|---|---|---|"]
+    for key, e in f["throughput_vs_llama"].items():
+        width, n = key.split("@")
+        extra = e.get("ratio_cpu_with_transformers_loss")
+        note = "" if extra is None else f" ({extra:.2f}x with Transformers' loss)"
+        lines.append(f"| 1. training tokens/s vs Llama | width {width}, {_fmt_len(int(n))} | "
+                     f"{e['ratio_cpu']:.2f}x{note} | >= {e['target']:.0f}x | {met(e)} |")
+    for width, e in f["linear_cost_16k_over_8k"].items():
+        lines.append(f"| 2. LRPE tokens/s at 16k / at 8k | width {width} | {100 * e['ratio']:.0f} % | >= 90 % | "
+                     f"{met(e)} |")
+    for width, e in f["peak_memory_16k_vs_llama"].items():
+        if "fraction" in e:
+            value = f"{100 * e['fraction']:.0f} % ({e['lrpe_mib']:.0f} vs {e['llama_mib']:.0f} MiB"
+        else:
+            value = f"Llama {e.get('llama')} ({e['lrpe_mib']:.0f} MiB for LRPE"
+        if "lrpe_transformers_loss_mib" in e:
+            value += f"; {e['lrpe_transformers_loss_mib']:.0f} MiB with Transformers' loss"
+        lines.append(f"| 3. peak training memory at 16k vs Llama | width {width} | {value}) | <= 50 % | {met(e)} |")
+    for key, e in f["decoding_speedup_vs_llama_at_4k"].items():
+        width, batch = key.split("@")
+        lines.append(f"| 4. decoding per token at 4k context vs Llama | width {width}, {batch.replace('batch', 'batch ')} "
+                     f"| {e['speedup']:.2f}x ({e['lrpe_ms']:.1f} vs {e['llama_ms']:.1f} ms) | >= 1.5x | {met(e)} |")
+    e = f["chunked_attention_vs_matmul_flop_rate"]
+    if e is not None:
+        lines.append(f"| 5. chunked attention FLOP rate vs matmul | {results['flop_rate']['seq_len']} tokens | "
+                     f"{100 * e['fraction']:.0f} % ({e['attention_gflops_per_s']:.1f} vs "
+                     f"{e['matmul_gflops_per_s']:.1f} GFLOP/s) | >= 50 % | {met(e)} |")
+    forms = results.get("decode_forms")
+    if _ok(forms):
+        lines += ["", f"Recurrent against chunked linear attention after a {forms['context']}-token state (ms, the "
+                      "attention op alone; the model uses the recurrent form for one token and the chunked one "
+                      "otherwise):", "",
+                  "| batch, new tokens | recurrent | chunked | chunked / recurrent |", "|---|---|---|---|"]
+        for key, e in forms["per_shape"].items():
+            batch, tokens = key.removeprefix("batch").split("_tokens")
+            lines.append(f"| {batch}, {tokens} | {e['recurrent_ms']:.3f} | {e['chunked_ms']:.3f} | "
+                         f"{e['chunked_over_recurrent']:.2f} |")
+    return "\n".join(lines)
+
+
+def make_figures_plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = results["runs"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for width, run in runs.items():
+        for model, style in (("lrpe", "o-"), ("llama", "s--")):
+            ok = [r for r in run["train"] if r["model"] == model and r["status"] == "ok"]
+            axes[0].plot([r["seq_len"] for r in ok], [r["tokens_per_cpu_s"] for r in ok], style,
+                         label=f"{model} width {width}")
+            axes[1].plot([r["seq_len"] for r in ok], [r["peak_memory_mib"] / 1024 for r in ok], style,
+                         label=f"{model} width {width}")
+            gen = [r for r in run["generate"] if r["model"] == model and r["status"] == "ok" and r.get("batch") == 1]
+            axes[2].plot([r["context"] for r in gen], [r["per_token_ms_median"] for r in gen], style,
+                         label=f"{model} width {width}")
+    for ax, title, xl in zip(axes, ("training tokens per CPU-second", "training peak memory (GiB)",
+                                    "decoding ms per token (batch 1)"),
+                             ("sequence length", "sequence length", "context length")):
+        ax.set_xscale("log", base=2)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xl)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"LRPE (chunked loss {results['loss_chunk_size']}) vs Llama, {results['environment']['threads']} "
+                 f"threads, {results['environment']['device']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def driver_main(args) -> None:
     from tqdm.auto import tqdm
 
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [("train", m, n) for n in args.seq_lens for m in ("lrpe", "llama", "pair")]
-    if args.contexts:
-        jobs += [("generate", m, None) for m in ("lrpe", "llama")]  # all contexts of a model in one process
-    results = {
-        "model": {
-            "hidden_size": args.hidden_size, "num_layers": args.num_layers, "num_heads": args.num_heads,
-            "intermediate_size": args.intermediate_size, "vocab_size": args.vocab_size, "lrpe_preset": args.preset,
-            "llama": "LlamaForCausalLM, attn_implementation='sdpa', num_key_value_heads = num_heads, SiLU gated MLP",
-            "note": args.note,
-        },
-        "environment": {
-            "device": args.device, "threads": args.threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "loadavg_start": os.getloadavg(),
-            "memory_budget_gib": args.memory_budget_gib if args.device == "cpu" else None,
-        },
-        "method": {
-            "train": "batch 1, one forward with labels (causal-LM loss) + backward. Throughput: both models in one "
-                     "process, a 128-token and a full-size warm-up step each, then the median of "
-                     f"{args.repeats} rounds of one step per model (alternating which goes first)",
-            "memory": "each model alone in a fresh process: CUDA max_memory_allocated delta; CPU peak RSS (ru_maxrss) "
-                      "minus RSS before its first full-size step (that step's time is first_step_*: on CPU it also pays "
-                      "first-touch page faults)",
-            "generate": f"greedy generate with the model's cache, {args.new_tokens} new tokens; per-token latency is the "
-                        "median gap between consecutive decoding steps (prefill excluded); all contexts of a model in "
-                        f"one process, visited {args.gen_rounds} times in alternating order",
-        },
-        "seq_lens": args.seq_lens,
-        "contexts": args.contexts,
-        "train": [],
-        "generate": [],
-    }
     import torch
     import transformers
 
-    results["environment"].update(torch=torch.__version__, transformers=transformers.__version__)
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {
+        "environment": {
+            "device": args.device, "threads": args.threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "loadavg_start": os.getloadavg(), "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "memory_budget_gib": args.memory_budget_gib if args.device == "cpu" else None,
+        },
+        "method": {
+            "train": "batch 1, one forward with labels (causal-LM loss) + backward, dropout off in both models. "
+                     "Throughput: the models in one process, a 128-token and a full-size warm-up step each, then the "
+                     f"median of {args.repeats} rounds of one step per model (alternating order); ratios of CPU "
+                     "seconds. LRPE uses its chunked output projection + loss (loss_chunk_size) unless it is 0; "
+                     "'lrpe-plain-loss' is the same LRPE with Transformers' all-logits loss",
+            "memory": "each model alone in a fresh process: CUDA max_memory_allocated delta; CPU peak RSS (ru_maxrss) "
+                      "minus RSS before its first full-size step",
+            "generate": f"greedy generate with the model's cache, {args.new_tokens} new tokens; per-token latency is the "
+                        "median gap between consecutive decoding steps (prefill excluded); all contexts of a model in "
+                        f"one process, visited {args.gen_rounds} times in alternating order; batches {args.gen_batches}",
+            "decode_forms": "the linear-attention op alone, recurrent vs chunked, interleaved",
+            "flop_rate": "chunked causal linear attention: analytic FLOPs (lrpe_hf.nas.flops) / median time, beside a "
+                         "square float32 matmul of about the same work, interleaved",
+        },
+        "loss_chunk_size": args.loss_chunk_size,
+        "runs": {},
+    }
     started = time.time()
-    memory = {}
-    for mode, model, n in tqdm(jobs, desc="bench_lm"):
-        if mode == "train" and model != "pair":  # memory: each model alone in a fresh process
-            memory[model, n] = run_worker(args, model, "train", n)
-            continue
-        r = run_worker(args, model, "train_pair" if mode == "train" else mode, n)
-        if mode == "train":
-            rows = [merge_train_row(memory.pop((m, n)), r, m, n) for m in ("lrpe", "llama")]
-        elif r["status"] != "ok":  # the whole worker failed: every context gets its status
-            rows = [dict(r, model=model, context=c) for c in args.contexts]
-        else:
-            rows = [dict(r["per_context"][str(c)], model=model, context=c) for c in args.contexts]
-        results[mode].extend(rows)
-        for row in rows:
-            size = row.get("seq_len", row.get("context"))
-            tqdm.write(f"{mode:8s} {row['model']:5s} {_fmt_len(size):>4s}: {json.dumps(row)}")
-        results["summary"] = summarize(results)
-        results["environment"]["loadavg_end"] = os.getloadavg()
-        results["environment"]["total_seconds"] = time.time() - started
-        (out_dir / "bench_lm.json").write_text(json.dumps(results, indent=2))  # partial results survive interruption
-    make_plot(results, out_dir / "bench_lm.png")
-    (out_dir / "bench_lm.md").write_text(markdown_table(results) + "\n")
-    print(markdown_table(results))
-    print(json.dumps(results["summary"], indent=2))
+    jobs_per_width = (len(args.seq_lens) * 3 + (1 if args.loss_chunk_size else 0)
+                      + (2 * len(args.gen_batches) if args.contexts else 0))
+    with tqdm(total=jobs_per_width * len(args.widths) + 2, desc="bench_lm") as bar:
+        for width in args.widths:
+            run = run_width(_width_args(args, width), bar)
+            results["runs"][str(width)] = run
+            (out_dir / "bench_lm.json").write_text(json.dumps(results, indent=2))  # partial results survive
+        main_args = _width_args(args, args.widths[0])
+        bar.set_postfix_str("decode forms")
+        results["decode_forms"] = run_worker(main_args, "lrpe", "decode_forms", None)
+        bar.update(1)
+        bar.set_postfix_str("FLOP rate")
+        results["flop_rate"] = run_worker(main_args, "lrpe", "flop_rate", None)
+        bar.update(1)
+    results["five_figures"] = five_figures(results)
+    results["environment"]["loadavg_end"] = os.getloadavg()
+    results["environment"]["total_seconds"] = time.time() - started
+    (out_dir / "bench_lm.json").write_text(json.dumps(results, indent=2))
+    make_figures_plot(results, out_dir / "bench_lm.png")
+    text = "## The five figures\n\n" + five_figures_table(results) + "\n"
+    for width, run in results["runs"].items():
+        text += f"\n## Width {width}\n\n" + markdown_table(run) + "\n"
+    (out_dir / "bench_lm.md").write_text(text)
+    print(text)
 
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default="docs/results/lm")
-    p.add_argument("--seq_lens", type=int, nargs="*", default=[512, 2048, 8192, 16384])
-    p.add_argument("--contexts", type=int, nargs="*", default=[256, 4096, 16384])
+    p.add_argument("--seq_lens", type=int, nargs="*", default=[2048, 8192, 16384])
+    p.add_argument("--contexts", type=int, nargs="*", default=[256, 4096])
     p.add_argument("--hidden_size", type=int, default=512)
-    p.add_argument("--num_layers", type=int, default=6)
+    p.add_argument("--num_layers", type=int, default=4)
     p.add_argument("--num_heads", type=int, default=8)
     p.add_argument("--intermediate_size", type=int, default=2048)
     p.add_argument("--vocab_size", type=int, default=8192)
     p.add_argument("--max_positions", type=int, default=32768)
     p.add_argument("--preset", default="lrpe-unitary-householder-learned")
+    p.add_argument("--loss_chunk_size", type=int, default=1024,
+                   help="LRPE's chunked output projection + loss (LrpeConfig.loss_chunk_size; 0: Transformers' loss)")
+    p.add_argument("--head_dim", type=int, default=64, help="channels per head at every width")
+    p.add_argument("--widths", type=int, nargs="*", default=[256, 512],
+                   help="the model widths measured (heads = width / 64, FFN = 4 x width); the first is the main run")
+    p.add_argument("--gen_batches", type=int, nargs="*", default=[1, 8], help="generation batch sizes")
+    p.add_argument("--gen_batch", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--decode_context", type=int, default=4096, help="state length of the recurrent-vs-chunked check")
+    p.add_argument("--flop_seq_len", type=int, default=8192, help="tokens of the attention FLOP-rate measurement")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--repeats", type=int, default=3)
@@ -508,7 +782,7 @@ def parse_args(argv=None):
     p.add_argument("--gen_rounds", type=int, default=2, help="visits of every context in the generation worker")
     p.add_argument("--memory_budget_gib", type=float, default=12.0, help="CPU: address-space cap per measurement (0: none)")
     p.add_argument("--worker_timeout_s", type=float, default=1800)
-    p.add_argument("--note", default="wikitext-base width (the paper's LM: 512 x 6 layers, 8 heads, FFN 2048)")
+    p.add_argument("--note", default="LRPE vs Llama of the same width, depth, heads and vocabulary, dropout off")
     p.add_argument("--quick", action="store_true", help="tiny model and lengths: a smoke test of the pipeline")
     p.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
@@ -519,6 +793,9 @@ def parse_args(argv=None):
         args.seq_lens, args.contexts = [64, 256], [32, 128]
         args.hidden_size, args.num_layers, args.num_heads, args.intermediate_size, args.vocab_size = 32, 2, 2, 64, 256
         args.repeats, args.new_tokens, args.note = 1, 4, "--quick smoke test, tiny model"
+        args.widths, args.gen_batches, args.decode_context, args.flop_seq_len = [32, 64], [1, 2], 128, 512
+        args.head_dim = 16
+        args.loss_chunk_size = 64
     if args.hidden_size % args.num_heads:
         raise SystemExit(f"--hidden_size {args.hidden_size} must be divisible by --num_heads {args.num_heads}")
     return args

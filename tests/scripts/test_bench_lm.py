@@ -76,5 +76,29 @@ def test_quick_run_writes_json_png_md(tmp_path):
     cmd = [sys.executable, str(SCRIPT), "--quick", "--seq_lens", "64", "--contexts", "32", "--output_dir", str(tmp_path)]
     subprocess.run(cmd, check=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     data = json.loads((tmp_path / "bench_lm.json").read_text())
-    assert {r["status"] for r in data["train"] + data["generate"]} == {"ok"}
-    assert (tmp_path / "bench_lm.png").stat().st_size > 1000 and (tmp_path / "bench_lm.md").is_file()
+    for run in data["runs"].values():  # one per width
+        assert {r["status"] for r in run["train"] + run["generate"]} == {"ok"}
+        assert {r["batch"] for r in run["generate"]} == {1, 2}
+    assert data["decode_forms"]["status"] == "ok" and data["flop_rate"]["status"] == "ok"
+    assert set(data["five_figures"]) == {"throughput_vs_llama", "linear_cost_16k_over_8k", "peak_memory_16k_vs_llama",
+                                         "decoding_speedup_vs_llama_at_4k", "chunked_attention_vs_matmul_flop_rate"}
+    assert 0 < data["five_figures"]["chunked_attention_vs_matmul_flop_rate"]["fraction"]
+    assert (tmp_path / "bench_lm.png").stat().st_size > 1000
+    assert "## The five figures" in (tmp_path / "bench_lm.md").read_text()
+
+
+def test_five_figures_from_raw_runs(bench):
+    """The five figures and their targets, judged from made-up raw rows (no timing involved)."""
+    run = {"train": [_train("lrpe", 8192, 300.0), _train("llama", 8192, 100.0), _train("lrpe", 16384, 280.0),
+                     _train("llama", 16384, 50.0)],
+           "generate": [dict(_gen("lrpe", 4096, 10.0), batch=1), dict(_gen("llama", 4096, 20.0), batch=1)],
+           "memory_extra": {}}
+    run["train"][2]["peak_memory_mib"], run["train"][3]["peak_memory_mib"] = 40.0, 100.0
+    flop = {"status": "ok", "fraction_of_matmul": 0.4, "attention_gflops_per_s": 4.0, "matmul_gflops_per_s": 10.0,
+            "seq_len": 8192}
+    f = bench.five_figures({"runs": {"256": run}, "flop_rate": flop})
+    assert f["throughput_vs_llama"]["256@8192"]["met"] is True and f["throughput_vs_llama"]["256@16384"]["met"] is True
+    assert f["linear_cost_16k_over_8k"]["256"] == {"ratio": pytest.approx(280 / 300), "target": 0.9, "met": True}
+    assert f["peak_memory_16k_vs_llama"]["256"]["fraction"] == pytest.approx(0.4)
+    assert f["decoding_speedup_vs_llama_at_4k"]["256@batch1"]["speedup"] == pytest.approx(2.0)
+    assert f["chunked_attention_vs_matmul_flop_rate"]["met"] is False
