@@ -31,6 +31,10 @@ def _warn_if_unverified_transformers() -> None:
 
 
 _warn_if_unverified_transformers()
+
+from .runtime import apply_environment as _apply_runtime_environment  # noqa: E402
+
+_apply_runtime_environment()  # LRPE_HF_RETAIN_FREED_MEMORY=1: keep freed memory for reuse (opt-in, lrpe_hf.runtime)
 register_all()
 
 from .models.lrpe import (  # noqa: E402
