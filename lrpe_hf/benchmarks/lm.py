@@ -1,9 +1,16 @@
 """LrpeForCausalLM vs LlamaForCausalLM (SDPA attention) of identical width, depth and vocabulary.
 
 Measures, side by side on the same machine and threads:
-  * training: forward + backward (causal-LM loss) tokens/s and peak memory at sequence lengths 512, 2k, 8k, 16k
-    (batch 1);
-  * generation: per-token latency of cached greedy decoding (``generate``) after contexts of 256, 4k, 16k tokens.
+  * training: forward + backward (causal-LM loss) tokens/s and peak memory at sequence lengths 2k, 8k, 16k
+    (batch 1), at widths 256 and 512;
+  * generation: per-token latency of cached greedy decoding (``generate``) after contexts of 256 and 4k tokens, at
+    batch 1 and 8;
+  * LRPE's recurrent against its chunked linear attention for a decoding step and short prefills, and the chunked
+    attention's achieved FLOP rate against a plain matmul's.
+
+From these, the five figures of the performance issue (``five_figures``: throughput vs Llama at ``--figure_lens``
+8k and 16k, tokens/s at 16k over 8k, peak memory at 16k vs Llama, decoding vs Llama at ``--decode_context`` 4k, the
+FLOP-rate fraction) go into the JSON and a Markdown table; ``--quick`` computes all five at tiny stand-in sizes.
 
 Every measurement runs in a subprocess (``--_worker``), so an out-of-memory failure is a recorded outcome ("OOM"),
 never a crash of the benchmark.
@@ -28,9 +35,9 @@ allocation beyond it fails with torch's "can't allocate memory" error and is rec
 Generation. All contexts of one model in one process, each visited ``--gen_rounds`` times in alternating order;
 the per-token latency is the median gap between consecutive decoding steps (prefill excluded).
 
-    python scripts/bench_lm.py                      # wikitext-base width (512 x 6 layers, 8 heads), CPU
+    python scripts/bench_lm.py                      # widths 256 and 512, 4 layers, 64-channel heads, CPU
     python scripts/bench_lm.py --quick              # tiny sizes, a smoke test of the whole pipeline
-Writes docs/results/lm/bench_lm.json and bench_lm.png (or --output_dir).
+Writes docs/results/lm/bench_lm.json, bench_lm.md and bench_lm.png (or --output_dir).
 """
 
 from __future__ import annotations
@@ -49,6 +56,13 @@ from ..cli_flags import ArgumentParser
 from .timing import interleaved, synchronize, timed
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds lrpe_hf (checkout or site-packages)
+DEFAULT_FIGURE_LENS = (8192, 16384)  # the issue's training lengths (figures 1-3)
+DEFAULT_DECODE_CONTEXT = 4096  # the issue's decoding context (figure 4)
+QUICK = dict(  # --quick: tiny model and lengths, a smoke test of the whole pipeline and of all five figures
+    seq_lens=[64, 256], figure_lens=[64, 256], contexts=[32, 128], decode_context=128, flop_seq_len=512,
+    hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=256, repeats=1, new_tokens=4,
+    widths=[32], gen_batches=[1, 2], head_dim=16, loss_chunk_size=64, note="--quick smoke test, tiny model",
+)
 OOM_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc", "memoryerror")
 
 
@@ -508,8 +522,8 @@ def run_width(args, bar=None) -> dict:
     """Training (memory alone per model, throughput paired) at ``args.seq_lens`` and generation at
     ``args.contexts`` for every batch of ``args.gen_batches``, at one width."""
     jobs = [("train", m, n) for n in args.seq_lens for m in ("lrpe", "llama", "pair")]
-    if args.loss_chunk_size:  # what the chunked loss saves: the same LRPE with the all-logits loss, longest only
-        jobs.insert(len(jobs) - 1, ("train", "lrpe-plain-loss", max(args.seq_lens)))
+    if args.loss_chunk_size:  # what the chunked loss saves: the same LRPE with the all-logits loss, at figure 3's length
+        jobs.insert(len(jobs) - 1, ("train", "lrpe-plain-loss", args.figure_lens[1]))
     if args.contexts:
         jobs += [("generate", m, batch) for batch in args.gen_batches for m in ("lrpe", "llama")]
     run = {
@@ -567,15 +581,17 @@ def _ok(row):
 def five_figures(results: dict) -> dict:
     """The issue's five figures with their targets, from the raw runs (CPU seconds where both are timed in one
     process; absent where their sizes were not measured)."""
+    short, long = results.get("figure_lens", DEFAULT_FIGURE_LENS)  # --quick: smaller stand-ins for 8k and 16k
+    context = results.get("decode_context", DEFAULT_DECODE_CONTEXT)
     figures = {"throughput_vs_llama": {}, "linear_cost_16k_over_8k": {}, "peak_memory_16k_vs_llama": {},
                "decoding_speedup_vs_llama_at_4k": {}, "chunked_attention_vs_matmul_flop_rate": None}
     for width, run in results["runs"].items():
         train = {(r["model"], r["seq_len"]): r for r in run["train"]}
-        for n in (8192, 16384):
+        for n in (short, long):
             a, b = train.get(("lrpe", n)), train.get(("llama", n))
             if _ok(a) and _ok(b):
                 ratio = a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"]
-                target = 3.0 if n == 8192 else 5.0
+                target = 3.0 if n == short else 5.0
                 plain = run["memory_extra"].get(f"lrpe-plain-loss-timing@{n}")
                 figures["throughput_vs_llama"][f"{width}@{n}"] = {
                     "ratio_cpu": ratio, "ratio_wall": a["tokens_per_s"] / b["tokens_per_s"], "target": target,
@@ -583,14 +599,15 @@ def five_figures(results: dict) -> dict:
                     "ratio_cpu_with_transformers_loss": (plain["tokens_per_cpu_s"] / b["tokens_per_cpu_s"]
                                                          if _ok(plain) else None),
                 }
-        a8, a16 = train.get(("lrpe", 8192)), train.get(("lrpe", 16384))
+        a8, a16 = train.get(("lrpe", short)), train.get(("lrpe", long))
         if _ok(a8) and _ok(a16):
             ratio = a16["tokens_per_cpu_s"] / a8["tokens_per_cpu_s"]
-            figures["linear_cost_16k_over_8k"][str(width)] = {"ratio": ratio, "target": 0.9, "met": ratio >= 0.9}
-        l16, q16 = train.get(("lrpe", 16384)), train.get(("llama", 16384))
+            figures["linear_cost_16k_over_8k"][str(width)] = {"ratio": ratio, "target": 0.9, "met": ratio >= 0.9,
+                                                             "seq_lens": [short, long]}
+        l16, q16 = train.get(("lrpe", long)), train.get(("llama", long))
         if _ok(l16) and q16 is not None:
-            entry = {"lrpe_mib": l16["peak_memory_mib"], "target": 0.5}
-            plain = run["memory_extra"].get("lrpe-plain-loss@16384")
+            entry = {"lrpe_mib": l16["peak_memory_mib"], "target": 0.5, "seq_len": long}
+            plain = run["memory_extra"].get(f"lrpe-plain-loss@{long}")
             if _ok(plain):
                 entry["lrpe_transformers_loss_mib"] = plain["peak_memory_mib"]
             if _ok(q16):
@@ -601,12 +618,12 @@ def five_figures(results: dict) -> dict:
             figures["peak_memory_16k_vs_llama"][str(width)] = entry
         gen = {(r["model"], r["context"], r.get("batch", 1)): r for r in run["generate"]}
         for batch in sorted({r.get("batch", 1) for r in run["generate"]}):
-            a, b = gen.get(("lrpe", 4096, batch)), gen.get(("llama", 4096, batch))
+            a, b = gen.get(("lrpe", context, batch)), gen.get(("llama", context, batch))
             if _ok(a) and _ok(b):
                 ratio = b["per_token_ms_median"] / a["per_token_ms_median"]
                 figures["decoding_speedup_vs_llama_at_4k"][f"{width}@batch{batch}"] = {
                     "lrpe_ms": a["per_token_ms_median"], "llama_ms": b["per_token_ms_median"], "speedup": ratio,
-                    "target": 1.5, "met": ratio >= 1.5}
+                    "target": 1.5, "met": ratio >= 1.5, "context": context}
     flop = results.get("flop_rate")
     if _ok(flop):
         figures["chunked_attention_vs_matmul_flop_rate"] = {
@@ -629,7 +646,8 @@ def five_figures_table(results: dict) -> str:
         lines.append(f"| 1. training tokens/s vs Llama | width {width}, {_fmt_len(int(n))} | "
                      f"{e['ratio_cpu']:.2f}x{note} | >= {e['target']:.0f}x | {met(e)} |")
     for width, e in f["linear_cost_16k_over_8k"].items():
-        lines.append(f"| 2. LRPE tokens/s at 16k / at 8k | width {width} | {100 * e['ratio']:.0f} % | >= 90 % | "
+        short, long = (_fmt_len(n) for n in e.get("seq_lens", DEFAULT_FIGURE_LENS))
+        lines.append(f"| 2. LRPE tokens/s at {long} / at {short} | width {width} | {100 * e['ratio']:.0f} % | >= 90 % | "
                      f"{met(e)} |")
     for width, e in f["peak_memory_16k_vs_llama"].items():
         if "fraction" in e:
@@ -638,10 +656,12 @@ def five_figures_table(results: dict) -> str:
             value = f"Llama {e.get('llama')} ({e['lrpe_mib']:.0f} MiB for LRPE"
         if "lrpe_transformers_loss_mib" in e:
             value += f"; {e['lrpe_transformers_loss_mib']:.0f} MiB with Transformers' loss"
-        lines.append(f"| 3. peak training memory at 16k vs Llama | width {width} | {value}) | <= 50 % | {met(e)} |")
+        lines.append(f"| 3. peak training memory at {_fmt_len(e.get('seq_len', DEFAULT_FIGURE_LENS[1]))} vs Llama | "
+                     f"width {width} | {value}) | <= 50 % | {met(e)} |")
     for key, e in f["decoding_speedup_vs_llama_at_4k"].items():
         width, batch = key.split("@")
-        lines.append(f"| 4. decoding per token at 4k context vs Llama | width {width}, {batch.replace('batch', 'batch ')} "
+        lines.append(f"| 4. decoding per token at {_fmt_len(e.get('context', DEFAULT_DECODE_CONTEXT))} context vs "
+                     f"Llama | width {width}, {batch.replace('batch', 'batch ')} "
                      f"| {e['speedup']:.2f}x ({e['lrpe_ms']:.1f} vs {e['llama_ms']:.1f} ms) | >= 1.5x | {met(e)} |")
     e = f["chunked_attention_vs_matmul_flop_rate"]
     if e is not None:
@@ -725,6 +745,8 @@ def driver_main(args) -> None:
                          "square float32 matmul of about the same work, interleaved",
         },
         "loss_chunk_size": args.loss_chunk_size,
+        "figure_lens": args.figure_lens,
+        "decode_context": args.decode_context,
         "runs": {},
     }
     started = time.time()
@@ -773,7 +795,12 @@ def parse_args(argv=None):
                    help="the model widths measured (heads = width / 64, FFN = 4 x width); the first is the main run")
     p.add_argument("--gen_batches", type=int, nargs="*", default=[1, 8], help="generation batch sizes")
     p.add_argument("--gen_batch", type=int, default=1, help=argparse.SUPPRESS)
-    p.add_argument("--decode_context", type=int, default=4096, help="state length of the recurrent-vs-chunked check")
+    p.add_argument("--figure_lens", type=int, nargs=2, default=list(DEFAULT_FIGURE_LENS), metavar=("SHORT", "LONG"),
+                   help="training lengths of figures 1-3 (throughput vs Llama, LONG/SHORT tokens/s, peak memory at "
+                        "LONG); added to --seq_lens")
+    p.add_argument("--decode_context", type=int, default=DEFAULT_DECODE_CONTEXT,
+                   help="context of figure 4 (decoding vs Llama; added to --contexts) and state length of the "
+                        "recurrent-vs-chunked check")
     p.add_argument("--flop_seq_len", type=int, default=8192, help="tokens of the attention FLOP-rate measurement")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
@@ -783,19 +810,20 @@ def parse_args(argv=None):
     p.add_argument("--memory_budget_gib", type=float, default=12.0, help="CPU: address-space cap per measurement (0: none)")
     p.add_argument("--worker_timeout_s", type=float, default=1800)
     p.add_argument("--note", default="LRPE vs Llama of the same width, depth, heads and vocabulary, dropout off")
-    p.add_argument("--quick", action="store_true", help="tiny model and lengths: a smoke test of the pipeline")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny model and lengths (figures 1-4 at stand-in lengths): a smoke test of the pipeline; "
+                        "flags given explicitly still win")
     p.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--mode", help=argparse.SUPPRESS)
     p.add_argument("--seq_len", type=int, help=argparse.SUPPRESS)
+    if "--quick" in (sys.argv[1:] if argv is None else argv):
+        p.set_defaults(**QUICK)  # defaults only: explicit flags override them
     args = p.parse_args(argv)
-    if args.quick:
-        args.seq_lens, args.contexts = [64, 256], [32, 128]
-        args.hidden_size, args.num_layers, args.num_heads, args.intermediate_size, args.vocab_size = 32, 2, 2, 64, 256
-        args.repeats, args.new_tokens, args.note = 1, 4, "--quick smoke test, tiny model"
-        args.widths, args.gen_batches, args.decode_context, args.flop_seq_len = [32, 64], [1, 2], 128, 512
-        args.head_dim = 16
-        args.loss_chunk_size = 64
+    if not args._worker:  # the figures' lengths are always measured
+        args.seq_lens = sorted(set(args.seq_lens) | set(args.figure_lens))
+        if args.contexts:
+            args.contexts = sorted(set(args.contexts) | {args.decode_context})
     if args.hidden_size % args.num_heads:
         raise SystemExit(f"--hidden_size {args.hidden_size} must be divisible by --num_heads {args.num_heads}")
     return args

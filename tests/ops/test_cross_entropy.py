@@ -77,3 +77,22 @@ def test_bad_arguments_are_refused():
         linear_cross_entropy(h, w, b, y[:-1])
     with pytest.raises(ValueError, match="does not match weight"):
         linear_cross_entropy(h[:, :-1], w, b, y)
+
+
+@pytest.mark.parametrize("chunk_size", [4, 6])
+def test_ignored_rows_and_whole_ignored_chunks(chunk_size):
+    """A (batch, tokens) input with one row all ignored: chunks with no real token add nothing, the mean still runs
+    over the real tokens only, and the ignored row's hidden states get a zero gradient."""
+    g = torch.Generator().manual_seed(3)
+    hidden = torch.randn(3, 8, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 50, (3, 8), generator=g)
+    labels[1] = -100
+    labels[2, 5:] = -100
+    ref = _reference(hidden.reshape(-1, 16), weight, None, labels.reshape(-1))
+    got = linear_cross_entropy(hidden, weight, None, labels, chunk_size=chunk_size)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    got_grads = torch.autograd.grad(got, [hidden, weight])
+    for a, r in zip(got_grads, torch.autograd.grad(ref, [hidden, weight])):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)
+    assert torch.count_nonzero(got_grads[0][1]) == 0 and torch.count_nonzero(got_grads[0][2, 5:]) == 0

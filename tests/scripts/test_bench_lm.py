@@ -73,18 +73,31 @@ def test_targets_not_judged_without_their_lengths(bench):
 
 @pytest.mark.slow
 def test_quick_run_writes_json_png_md(tmp_path):
-    cmd = [sys.executable, str(SCRIPT), "--quick", "--seq_lens", "64", "--contexts", "32", "--output_dir", str(tmp_path)]
+    """--quick measures every one of the five figures (at stand-in lengths, one width, both batches)."""
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--output_dir", str(tmp_path)]
     subprocess.run(cmd, check=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     data = json.loads((tmp_path / "bench_lm.json").read_text())
+    assert data["figure_lens"] == [64, 256] and data["decode_context"] == 128
     for run in data["runs"].values():  # one per width
         assert {r["status"] for r in run["train"] + run["generate"]} == {"ok"}
         assert {r["batch"] for r in run["generate"]} == {1, 2}
     assert data["decode_forms"]["status"] == "ok" and data["flop_rate"]["status"] == "ok"
-    assert set(data["five_figures"]) == {"throughput_vs_llama", "linear_cost_16k_over_8k", "peak_memory_16k_vs_llama",
-                                         "decoding_speedup_vs_llama_at_4k", "chunked_attention_vs_matmul_flop_rate"}
-    assert 0 < data["five_figures"]["chunked_attention_vs_matmul_flop_rate"]["fraction"]
+    f = data["five_figures"]
+    assert set(f["throughput_vs_llama"]) == {"32@64", "32@256"}
+    assert all(e["ratio_cpu"] > 0 and e["ratio_cpu_with_transformers_loss"] > 0 for e in f["throughput_vs_llama"].values())
+    assert set(f["linear_cost_16k_over_8k"]) == {"32"}
+    assert all(e["ratio"] > 0 for e in f["linear_cost_16k_over_8k"].values())
+    assert set(f["peak_memory_16k_vs_llama"]) == {"32"}
+    for e in f["peak_memory_16k_vs_llama"].values():  # LRPE with its chunked loss, without it, and Llama
+        assert e["seq_len"] == 256 and {"lrpe_mib", "lrpe_transformers_loss_mib", "llama_mib", "fraction"} <= set(e)
+    assert set(f["decoding_speedup_vs_llama_at_4k"]) == {"32@batch1", "32@batch2"}
+    assert all(e["speedup"] > 0 and e["context"] == 128 for e in f["decoding_speedup_vs_llama_at_4k"].values())
+    assert 0 < f["chunked_attention_vs_matmul_flop_rate"]["fraction"]
+    assert set(data["decode_forms"]["per_shape"]) == {f"batch{b}_tokens{n}" for b in (1, 8) for n in (1, 16, 64, 256)}
     assert (tmp_path / "bench_lm.png").stat().st_size > 1000
-    assert "## The five figures" in (tmp_path / "bench_lm.md").read_text()
+    table = (tmp_path / "bench_lm.md").read_text()
+    assert "## The five figures" in table and "| 2. LRPE tokens/s at 256 / at 64 |" in table
+    assert table.count("| 4. decoding per token at 128 context vs Llama |") == 2
 
 
 def test_five_figures_from_raw_runs(bench):
@@ -96,9 +109,23 @@ def test_five_figures_from_raw_runs(bench):
     run["train"][2]["peak_memory_mib"], run["train"][3]["peak_memory_mib"] = 40.0, 100.0
     flop = {"status": "ok", "fraction_of_matmul": 0.4, "attention_gflops_per_s": 4.0, "matmul_gflops_per_s": 10.0,
             "seq_len": 8192}
-    f = bench.five_figures({"runs": {"256": run}, "flop_rate": flop})
+    f = bench.five_figures({"runs": {"256": run, "512": run}, "flop_rate": flop})
+    assert set(f["throughput_vs_llama"]) == {"256@8192", "256@16384", "512@8192", "512@16384"}
+    assert set(f["decoding_speedup_vs_llama_at_4k"]) == {"256@batch1", "512@batch1"}
     assert f["throughput_vs_llama"]["256@8192"]["met"] is True and f["throughput_vs_llama"]["256@16384"]["met"] is True
-    assert f["linear_cost_16k_over_8k"]["256"] == {"ratio": pytest.approx(280 / 300), "target": 0.9, "met": True}
+    assert f["linear_cost_16k_over_8k"]["256"] == {"ratio": pytest.approx(280 / 300), "target": 0.9, "met": True,
+                                                   "seq_lens": [8192, 16384]}
     assert f["peak_memory_16k_vs_llama"]["256"]["fraction"] == pytest.approx(0.4)
     assert f["decoding_speedup_vs_llama_at_4k"]["256@batch1"]["speedup"] == pytest.approx(2.0)
     assert f["chunked_attention_vs_matmul_flop_rate"]["met"] is False
+
+
+def test_quick_defaults_yield_to_explicit_flags_and_figure_lengths_are_measured(bench):
+    quick = bench.parse_args(["--quick"])
+    assert quick.hidden_size == 32 and quick.seq_lens == [64, 256] and quick.contexts == [32, 128]
+    assert quick.figure_lens == [64, 256] and quick.decode_context == 128
+    mixed = bench.parse_args(["--quick", "--seq_lens", "128", "--contexts", "32", "--repeats", "2"])
+    assert mixed.seq_lens == [64, 128, 256] and mixed.contexts == [32, 128] and mixed.repeats == 2
+    full = bench.parse_args(["--seq_lens", "2048"])
+    assert full.seq_lens == [2048, 8192, 16384] and full.contexts == [256, 4096] and full.widths == [256, 512]
+    assert bench.parse_args(["--contexts"]).contexts == []  # no generation at all stays possible
