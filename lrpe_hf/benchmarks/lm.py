@@ -347,6 +347,10 @@ def worker_main(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.retain_freed_memory:  # both models of a worker run under the same allocator setting
+        from ..runtime import retain_freed_memory
+
+        retain_freed_memory()
     try:
         workers = {"train": worker_train, "train_pair": worker_train_pair, "generate": worker_generate,
                    "decode_forms": worker_decode_forms, "flop_rate": worker_flop_rate}
@@ -369,6 +373,8 @@ def run_worker(args, model: str, mode: str, seq_len: int) -> dict:
         "loss_chunk_size", "decode_context", "flop_seq_len",
     ):
         cmd += [f"--{name}", str(getattr(args, name))]
+    if args.retain_freed_memory:
+        cmd.append("--retain_freed_memory")
     cmd += ["--contexts", *map(str, args.contexts)]
     env = dict(os.environ, PYTHONPATH=str(PACKAGE_PARENT) + os.pathsep + os.environ.get("PYTHONPATH", ""), HF_HUB_OFFLINE="1")
     try:
@@ -745,6 +751,7 @@ def driver_main(args) -> None:
                          "square float32 matmul of about the same work, interleaved",
         },
         "loss_chunk_size": args.loss_chunk_size,
+        "retain_freed_memory": args.retain_freed_memory,
         "figure_lens": args.figure_lens,
         "decode_context": args.decode_context,
         "runs": {},
@@ -788,6 +795,8 @@ def parse_args(argv=None):
     p.add_argument("--vocab_size", type=int, default=8192)
     p.add_argument("--max_positions", type=int, default=32768)
     p.add_argument("--preset", default="lrpe-unitary-householder-learned")
+    p.add_argument("--retain_freed_memory", action="store_true",
+                   help="every worker (both models alike) keeps freed memory for reuse: lrpe_hf.runtime")
     p.add_argument("--loss_chunk_size", type=int, default=1024,
                    help="LRPE's chunked output projection + loss (LrpeConfig.loss_chunk_size; 0: Transformers' loss)")
     p.add_argument("--head_dim", type=int, default=64, help="channels per head at every width")
