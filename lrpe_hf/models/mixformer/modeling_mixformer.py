@@ -592,6 +592,17 @@ class MixFormerForConditionalGeneration(MixFormerPreTrainedModel, GenerationMixi
         prepare_rollback_decoding(self, kwargs, lambda: build_generation_cache(self.config))
         return super().generate(*args, **kwargs)
 
+    def prepare_inputs_for_generation(self, decoder_input_ids, *args, **kwargs):
+        inputs = super().prepare_inputs_for_generation(decoder_input_ids, *args, **kwargs)
+        cache, ids = inputs.get(CACHE_NAME), inputs.get("decoder_input_ids")
+        seen = 0 if cache is None else cache.get_seq_length()
+        if ids is not None and seen and ids.shape[-1] == decoder_input_ids.shape[-1] > seen:
+            # generate hands over the whole decoder sequence, and the slicing above kept all of it although the cache
+            # holds its first `seen` tokens (Transformers 5.25's assistant prefill has no decoder mask to slice by):
+            # feeding them again would append them to the state twice.
+            inputs["decoder_input_ids"] = ids[:, seen:]
+        return inputs
+
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
         # The model builds its cache in forward (build_generation_cache): DynamicCache(config=...) would size it by
