@@ -517,11 +517,7 @@ def markdown_table(results: dict) -> str:
 
 def _width_args(args, width: int):
     """The arguments of one width's run: heads of ``args.head_dim`` channels, an FFN 4x as wide."""
-    import copy
-
-    run = copy.copy(args)
-    run.hidden_size, run.num_heads, run.intermediate_size = width, max(1, width // args.head_dim), 4 * width
-    return run
+    return copy_with(args, hidden_size=width, num_heads=max(1, width // args.head_dim), intermediate_size=4 * width)
 
 
 def run_width(args, bar=None) -> dict:

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import feature_map, linear_attention
+from ..ops import bidirectional_linear_attention, feature_map, linear_attention
 from .elastic import sliced_layer_norm, sliced_linear
 from .position_encoding import (
     LRPE_2D_MODES,
@@ -363,7 +363,10 @@ class LinearAttention(MultiHeadAttentionBase):
         follows), and the new cache state."""
         if not causal:
             if decay is not None or seq_idx is not None:
-                return self._bidirectional_decayed(q, k, v, decay, km, seq_idx, normalize, float32), None
+                return bidirectional_linear_attention(
+                    q, k, v, decay=decay, key_mask=km, seq_idx=seq_idx, normalize=normalize, eps=self.eps,
+                    algorithm=self.algorithm, chunk_size=self.chunk_size, backend=self.backend,
+                    output_float32=float32), None
             return linear_attention(
                 q, k, v, causal=False, normalize=normalize, eps=self.eps, algorithm=self.algorithm,
                 chunk_size=self.chunk_size, key_mask=km, output_float32=float32,
@@ -380,33 +383,6 @@ class LinearAttention(MultiHeadAttentionBase):
         out, state = result
         window = {"keys": k, "values": v, "normalize": normalize, "decay": decay, "key_mask": km}
         return out, {"state": state, "seen": offset + q.shape[-2], "window": window}
-
-    def _bidirectional_decayed(self, q, k, v, decay, key_mask, seq_idx, normalize, float32):
-        """Bidirectional attention with the symmetric decay lam^|s-t| (PermuteFormer/LRPE-d encoders), or within
-        packed documents (``seq_idx``; decay may then be None).
-
-        The forward causal pass covers t <= s, the causal pass over the reversed sequence covers t >= s; the
-        diagonal t = s is counted twice and removed once. The denominator (if any) rides along as a column of ones.
-        Both passes keep to the token's own document, so the sum does too.
-        """
-        if normalize == "denominator":
-            v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
-        if key_mask is not None:
-            m = key_mask.to(k.dtype)[..., None]
-            k, v = k * m, v * m.to(v.dtype)
-        kwargs = dict(causal=True, algorithm=self.algorithm, chunk_size=self.chunk_size, decay=decay,
-                      backend=self.backend, output_float32=True)
-        fwd = linear_attention(q, k, v, seq_idx=seq_idx, **kwargs)
-        # reversed, the document indices decrease: negate them so they stay non-decreasing
-        rev_idx = None if seq_idx is None else -seq_idx.flip(-1)
-        bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), seq_idx=rev_idx, **kwargs).flip(-2)
-        with torch.autocast(device_type=q.device.type, enabled=False):  # the sums stay in float32
-            wide = torch.promote_types(v.dtype, torch.float32)
-            diag = (q.to(wide) * k.to(wide)).sum(-1, keepdim=True) * v.to(wide)
-            out = fwd + bwd - diag
-            if normalize == "denominator":
-                out = out[..., :-1] / out[..., -1:].clamp(min=self.eps)
-        return out if float32 else out.to(v.dtype)
 
     def extra_repr(self):
         return (f"attention_type={self.attention_type!r}, feature_map={self.feature_map!r}, "

@@ -1,7 +1,13 @@
 """Pure PyTorch operators (no Transformers import): feature maps, linear attention, the LRPE family."""
 
 from .feature_maps import FEATURE_MAPS, feature_map
-from .linear_attention import ALGORITHM_CHOICES, NORMALIZE_CHOICES, linear_attention, linear_attention_state
+from .linear_attention import (
+    ALGORITHM_CHOICES,
+    NORMALIZE_CHOICES,
+    bidirectional_linear_attention,
+    linear_attention,
+    linear_attention_state,
+)
 from .lrpe import (
     LRPE_CORES,
     LRPE_P_MATRICES,
@@ -28,6 +34,7 @@ from .lrpe import (
 __all__ = [
     "FEATURE_MAPS",
     "feature_map",
+    "bidirectional_linear_attention",
     "linear_attention",
     "linear_attention_state",
     "ALGORITHM_CHOICES",

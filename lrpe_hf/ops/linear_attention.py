@@ -65,14 +65,15 @@ def _check_args(q, k, v, causal, normalize, algorithm, chunk_size, eps_mode, dec
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     if decay is not None and not causal:
-        raise ValueError("decay is only defined for causal attention (set causal=True or decay=None)")
+        raise ValueError("decay is only defined for causal attention here (set causal=True, or use "
+                         "bidirectional_linear_attention for the symmetric decay)")
 
 
 def _check_seq_idx(seq_idx, q, causal, initial_state, return_state):
     """``seq_idx`` as a long tensor broadcast to ``q.shape[:-1]``, after checking what packing allows."""
     if not causal:
         raise ValueError("seq_idx (packed documents) is supported for causal attention only; bidirectional attention "
-                         "composes a forward and a backward causal pass (LinearAttention does)")
+                         "composes a forward and a backward causal pass (bidirectional_linear_attention)")
     if initial_state is not None or return_state:
         raise ValueError("seq_idx (packed documents) cannot be combined with initial_state or return_state: a packed "
                          "row is not continued from or into a cache")
@@ -471,3 +472,47 @@ def _packed(q, k, v, log_lam, seq_idx, algorithm, chunk_size):
         q_inter = q_inter * torch.exp(log_lam_c * (pos + 1)[:, None])
     out = out + torch.matmul(q_inter, states)
     return out.reshape(*lead, nc * c, dv)[..., :n, :], None
+
+
+def bidirectional_linear_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    decay: torch.Tensor | float | None = None,
+    key_mask: torch.Tensor | None = None,
+    seq_idx: torch.Tensor | None = None,
+    normalize: str | None = None,
+    eps: float = 1e-6,
+    algorithm: str = "chunked",
+    chunk_size: int = 64,
+    backend: str = "auto",
+    output_float32: bool = False,
+) -> torch.Tensor:
+    """Bidirectional linear attention with the symmetric decay ``lam^|s-t|`` (PermuteFormer/LRPE-d encoders), and/or
+    within packed documents (``seq_idx``), which :func:`linear_attention` defines for causal attention only.
+
+    The causal pass covers ``t <= s``, the causal pass over the reversed sequence covers ``t >= s``; the diagonal
+    ``t = s`` is counted twice and removed once. The denominator (``normalize="denominator"``) rides along as a column
+    of ones. Both passes keep to the token's own document, so the sum does too. The sums are formed in float32.
+    """
+    if normalize not in (None, "denominator"):
+        raise ValueError(f"normalize must be None or 'denominator', got {normalize!r}")
+    if normalize == "denominator":
+        v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+    if key_mask is not None:
+        m = key_mask.to(k.dtype)[..., None]
+        k, v = k * m, v * m.to(v.dtype)
+    kwargs = dict(causal=True, algorithm=algorithm, chunk_size=chunk_size, decay=decay, backend=backend,
+                  output_float32=True)
+    fwd = linear_attention(q, k, v, seq_idx=seq_idx, **kwargs)
+    # reversed, the document indices decrease: negate them so they stay non-decreasing
+    rev_idx = None if seq_idx is None else -seq_idx.flip(-1)
+    bwd = linear_attention(q.flip(-2), k.flip(-2), v.flip(-2), seq_idx=rev_idx, **kwargs).flip(-2)
+    with torch.autocast(device_type=q.device.type, enabled=False):  # the sums stay in float32
+        wide = torch.promote_types(v.dtype, torch.float32)
+        diag = (q.to(wide) * k.to(wide)).sum(-1, keepdim=True) * v.to(wide)
+        out = fwd + bwd - diag
+        if normalize == "denominator":
+            out = out[..., :-1] / out[..., -1:].clamp(min=eps)
+    return out if output_float32 else out.to(v.dtype)

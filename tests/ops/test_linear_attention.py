@@ -130,3 +130,30 @@ def test_chunked_scan_over_many_blocks_matches_reference_and_gradients(monkeypat
     par = linear_attention(q, k, v, causal=True, algorithm="parallel")
     for a, b_ in zip(grads, torch.autograd.grad(par.square().sum(), (q, k, v))):
         torch.testing.assert_close(a, b_, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("normalize", [None, "denominator"])
+def test_bidirectional_linear_attention_equals_the_symmetric_quadratic_form(normalize):
+    """sum_t lam^|s-t| (q_s . k_t) v_t within each document, masked keys dropped, the denominator the same sum of
+    weights: the forward and reversed causal passes minus the diagonal."""
+    from lrpe_hf.ops import bidirectional_linear_attention
+
+    g = torch.Generator().manual_seed(0)
+    b, h, n, d = 2, 3, 11, 4
+    q, k = torch.rand(b, h, n, d, generator=g, dtype=torch.float64), torch.rand(b, h, n, d, generator=g,
+                                                                               dtype=torch.float64)
+    v = torch.randn(b, h, n, d, generator=g, dtype=torch.float64)
+    lam = torch.tensor([0.9, 0.7, 1.0], dtype=torch.float64)
+    docs = torch.tensor([[0] * 4 + [1] * 7, [0] * 11])[:, None, :]
+    mask = torch.ones(b, 1, n, dtype=torch.bool)
+    mask[1, 0, 8:] = False
+    s, t = torch.arange(n)[:, None], torch.arange(n)[None, :]
+    w = (q @ k.transpose(-1, -2)) * lam[None, :, None, None] ** (s - t).abs()
+    w = w * (docs[..., :, None] == docs[..., None, :]) * mask[..., None, :]
+    ref = w @ v
+    if normalize:
+        ref = ref / w.sum(-1, keepdim=True).clamp(min=1e-6)
+    for algorithm in ("chunked", "parallel", "recurrent"):
+        out = bidirectional_linear_attention(q, k, v, decay=lam, key_mask=mask, seq_idx=docs,
+                                             normalize=normalize, algorithm=algorithm, chunk_size=3)
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
